@@ -1,0 +1,6 @@
+//! sipfront: a thread-per-core SIP load balancer.
+//!
+//! The library holds the sans-I/O protocol cores; the binary wires them to
+//! sockets. See `docs/architecture.md` for the map.
+
+pub mod sip;

@@ -1,0 +1,5 @@
+//! The `sipfront` binary.
+
+fn main() {
+    println!("sipfront {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,168 @@
+//! Low-level byte scanning shared by every SIP and SDP view: character
+//! classes of RFC 3261 §25.1, LWS trimming (folded lines included), and
+//! splitting of comma-separated values that respects quotes and `<...>`.
+
+/// RFC 3261 §25.1 `token` characters.
+#[inline]
+pub const fn is_token(b: u8) -> bool {
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+        | b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+}
+
+/// Whitespace inside a header value: SP, HTAB, and the CR/LF of a folded
+/// line (RFC 3261 §7.3.1: a folded line is equivalent to one SP).
+#[inline]
+pub const fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// `s` without leading and trailing LWS.
+#[inline]
+pub fn trim(s: &[u8]) -> &[u8] {
+    trim_end(trim_start(s))
+}
+
+#[inline]
+pub fn trim_start(s: &[u8]) -> &[u8] {
+    let i = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
+    &s[i..]
+}
+
+#[inline]
+pub fn trim_end(s: &[u8]) -> &[u8] {
+    let i = s.iter().rposition(|&b| !is_lws(b)).map_or(0, |i| i + 1);
+    &s[..i]
+}
+
+/// True when `s` is a non-empty run of token characters.
+#[inline]
+pub fn is_token_str(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_token(b))
+}
+
+/// Parses an unsigned decimal of at most `max_digits` digits (leading zeros
+/// allowed, as RFC 4475 §3.1.1.1 `wsinv` requires: `Max-Forwards: 0068`).
+/// Surrounding LWS is ignored.
+pub fn parse_u32(s: &[u8], max_digits: usize) -> Option<u32> {
+    let s = trim(s);
+    if s.is_empty() || s.len() > max_digits + 16 {
+        return None;
+    }
+    // Strip leading zeros so `0000000000000068` still parses; the digit
+    // limit applies to significant digits.
+    let first_sig = s.iter().position(|&b| b != b'0').unwrap_or(s.len());
+    let sig = &s[first_sig..];
+    if sig.len() > max_digits || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in sig {
+        v = v * 10 + u64::from(b - b'0');
+    }
+    u32::try_from(v).ok()
+}
+
+/// Finds the end of a quoted string that starts at `s[0] == b'"'`; returns the
+/// index one past the closing quote. Backslash escapes (`quoted-pair`) are
+/// honoured. `None` when the quote never closes.
+pub fn quoted_end(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Splits a header value at top-level commas (RFC 3261 §7.3.1): commas inside
+/// quoted strings or `<...>` do not split. Yields each element untrimmed.
+/// An unbalanced quote or bracket makes the rest of the value one element,
+/// which the typed view then rejects.
+#[derive(Clone, Debug)]
+pub struct CommaSplit<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> CommaSplit<'a> {
+    pub fn new(value: &'a [u8]) -> Self {
+        CommaSplit { rest: Some(value) }
+    }
+}
+
+impl<'a> Iterator for CommaSplit<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.rest?;
+        let mut i = 0;
+        let mut in_angle = false;
+        while i < s.len() {
+            match s[i] {
+                b'"' => match quoted_end(&s[i..]) {
+                    Some(n) => {
+                        i += n;
+                        continue;
+                    }
+                    None => break,
+                },
+                b'<' => in_angle = true,
+                b'>' => in_angle = false,
+                b',' if !in_angle => {
+                    self.rest = Some(&s[i + 1..]);
+                    return Some(&s[..i]);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.rest = None;
+        Some(s)
+    }
+}
+
+/// Case-insensitive ASCII comparison.
+#[inline]
+pub fn eq_ic(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_lws_including_folds() {
+        assert_eq!(trim(b" \r\n\t abc \r\n "), b"abc");
+        assert_eq!(trim(b"   "), b"");
+    }
+
+    #[test]
+    fn numbers_allow_leading_zeros_rfc4475_wsinv() {
+        assert_eq!(parse_u32(b" 0068 ", 10), Some(68));
+        assert_eq!(parse_u32(b"0", 10), Some(0));
+        assert_eq!(parse_u32(b"", 10), None);
+        assert_eq!(parse_u32(b"-1", 10), None);
+        assert_eq!(parse_u32(b"4294967296", 10), None);
+        assert_eq!(parse_u32(b"12a", 10), None);
+    }
+
+    #[test]
+    fn comma_split_respects_quotes_and_brackets_rfc3261_7_3_1() {
+        let v: Vec<&[u8]> =
+            CommaSplit::new(br#""a, b" <sip:x@y;p=1,2>, <sip:z>;q=0.5 ,sip:w"#).collect();
+        assert_eq!(v.len(), 3);
+        assert_eq!(trim(v[0]), br#""a, b" <sip:x@y;p=1,2>"#);
+        assert_eq!(trim(v[1]), b"<sip:z>;q=0.5");
+        assert_eq!(trim(v[2]), b"sip:w");
+    }
+
+    #[test]
+    fn quoted_escape() {
+        assert_eq!(quoted_end(br#""a\"b" x"#), Some(6));
+        assert_eq!(quoted_end(br#""abc"#), None);
+    }
+}
