@@ -13,7 +13,7 @@ pub struct Param<'a> {
 
 /// An iterator over the parameters of a raw list such as `;branch=z9;rport`.
 /// The input may start with or without the first `;`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Params<'a> {
     raw: &'a [u8],
 }

@@ -1,0 +1,180 @@
+//! Host and port syntax shared by Via sent-by and URIs (RFC 3261 §25.1
+//! `hostport`, RFC 5118 for IPv6 references).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A host as a proxy routes on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Host<'a> {
+    V4(Ipv4Addr),
+    /// An IPv6 reference; the brackets stay in the raw text, not here.
+    V6(Ipv6Addr),
+    /// A `hostname` (RFC 3261 §25.1) as written, trailing `.` included.
+    Name(&'a [u8]),
+}
+
+impl Host<'_> {
+    /// True for an IP address literal (RFC 3261 §19.1.4: an address never
+    /// equals a host name, even one that resolves to it).
+    pub fn is_ip(&self) -> bool {
+        !matches!(self, Host::Name(_))
+    }
+
+    /// The address, when the host is a literal one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match *self {
+            Host::V4(a) => Some(IpAddr::V4(a)),
+            Host::V6(a) => Some(IpAddr::V6(a)),
+            Host::Name(_) => None,
+        }
+    }
+}
+
+/// RFC 3261 §25.1 `hostname`: dot-separated labels of alphanumerics and
+/// `-`, a label neither starting nor ending with `-`, an optional final dot,
+/// and a top label that starts with a letter (so `1.2.3.400` is no name).
+pub fn is_hostname(s: &[u8]) -> bool {
+    let s = s.strip_suffix(b".").unwrap_or(s);
+    if s.is_empty() || s.len() > 255 {
+        return false;
+    }
+    let mut last_label: &[u8] = &[];
+    for label in s.split(|&b| b == b'.') {
+        let ok = !label.is_empty()
+            && label
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.first() != Some(&b'-')
+            && label.last() != Some(&b'-');
+        if !ok {
+            return false;
+        }
+        last_label = label;
+    }
+    last_label.first().is_some_and(u8::is_ascii_alphabetic)
+}
+
+/// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, each
+/// octet at most 255 (leading zeros are decimal, unlike std's parser).
+pub fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    for part in s.split(|&b| b == b'.') {
+        if part.is_empty() || part.len() > 3 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = part.iter().fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'));
+        *octets.get_mut(n)? = u8::try_from(v).ok()?;
+        n += 1;
+    }
+    (n == 4).then(|| Ipv4Addr::from(octets))
+}
+
+/// An IPv6 address without brackets.
+pub fn parse_ipv6(s: &[u8]) -> Option<Ipv6Addr> {
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Parses a host: `[IPv6]`, dotted IPv4, or a hostname.
+pub fn parse_host(s: &[u8]) -> Option<Host<'_>> {
+    if let Some(inner) = s.strip_prefix(b"[") {
+        let inner = inner.strip_suffix(b"]")?;
+        return parse_ipv6(inner).map(Host::V6);
+    }
+    if s.first().is_some_and(u8::is_ascii_digit) {
+        if let Some(a) = parse_ipv4(s) {
+            return Some(Host::V4(a));
+        }
+    }
+    is_hostname(s).then_some(Host::Name(s))
+}
+
+/// Parses a port: 1*DIGIT in 1..=65535.
+pub fn parse_port(s: &[u8]) -> Option<u16> {
+    if s.is_empty() || s.len() > 5 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = s.iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+    u16::try_from(n).ok().filter(|&p| p != 0)
+}
+
+/// Splits `host[:port]`, respecting the brackets of an IPv6 reference.
+/// Returns the host bytes (brackets kept) and the port bytes when present.
+pub fn split_host_port(s: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let colon = if s.first() == Some(&b'[') {
+        match s.iter().position(|&b| b == b']') {
+            Some(close) if s.get(close + 1) == Some(&b':') => Some(close + 1),
+            _ => None,
+        }
+    } else {
+        s.iter().rposition(|&b| b == b':')
+    };
+    match colon {
+        Some(c) => (&s[..c], Some(&s[c + 1..])),
+        None => (s, None),
+    }
+}
+
+/// Parses `host[:port]`.
+pub fn parse_host_port(s: &[u8]) -> Option<(Host<'_>, Option<u16>)> {
+    let (h, p) = split_host_port(s);
+    let host = parse_host(h)?;
+    let port = match p {
+        Some(p) => Some(parse_port(p)?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_rfc3261_25_1_and_rfc5118() {
+        assert_eq!(
+            parse_host(b"192.0.2.1"),
+            Some(Host::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        );
+        assert_eq!(
+            parse_host(b"255.255.255.255"),
+            Some(Host::V4(Ipv4Addr::BROADCAST))
+        );
+        assert!(matches!(parse_host(b"[2001:db8::10]"), Some(Host::V6(_))));
+        assert!(matches!(
+            parse_host(b"[::ffff:192.0.2.1]"),
+            Some(Host::V6(_))
+        ));
+        assert_eq!(
+            parse_host(b"Example.COM."),
+            Some(Host::Name(b"Example.COM."))
+        );
+        for bad in [
+            &b"2001:db8::10"[..],
+            b"[2001:db8::10",
+            b"1.2.3.400",
+            b"-a.com",
+            b"a..b",
+            b"",
+            b"a_b.com",
+            b"[]",
+        ] {
+            assert_eq!(parse_host(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(
+            parse_host_port(b"[2001:db8::10]:5070"),
+            Some((Host::V6("2001:db8::10".parse().unwrap()), Some(5070)))
+        );
+        assert_eq!(
+            parse_host_port(b"a.example.com"),
+            Some((Host::Name(b"a.example.com"), None))
+        );
+        assert_eq!(parse_host_port(b"a:0"), None);
+        assert_eq!(parse_host_port(b"a:65536"), None);
+        assert_eq!(parse_host_port(b"a:"), None);
+    }
+}

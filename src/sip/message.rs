@@ -1,0 +1,828 @@
+//! The message index: one pass over a datagram (or a framed stream message)
+//! that records the start line and every header line as byte ranges, with no
+//! copying and, up to [`INLINE_HEADERS`] header lines, no allocation
+//! (RFC 3261 §7, §7.3, §7.5, §18.3).
+//!
+//! Typed views of the headers a proxy needs are decoded lazily from the index
+//! by the accessors at the bottom of this file.
+
+use super::cseq::CSeq;
+use super::error::SipError;
+use super::header::HeaderName;
+use super::method::{Method, StatusCode};
+use super::nameaddr::{Contact, NameAddr};
+use super::scan::{self, CommaSplit};
+use super::span::Span;
+use super::via::Via;
+use smallvec::SmallVec;
+
+/// Header lines kept inline before the index spills to the heap.
+pub const INLINE_HEADERS: usize = 32;
+
+/// Size limits applied while parsing. The defaults fit any sane UDP message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message accepted, in bytes (RFC 3261 §18.1.1 UDP path MTU
+    /// rules aside, a datagram may be up to 65535 bytes).
+    pub max_message_size: usize,
+    /// Most header lines accepted.
+    pub max_headers: usize,
+    /// Longest physical line accepted, in bytes.
+    pub max_line_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 65_535,
+            max_headers: 128,
+            max_line_len: 8_192,
+        }
+    }
+}
+
+/// One header line (folded continuation lines included), packed into 12
+/// bytes so that the inline index stays small and cheap to move. A header
+/// line (folds included) is at most 65535 bytes and a name at most 255.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    line_start: u32,
+    line_len: u16,
+    value_off: u16,
+    value_len: u16,
+    name_len: u8,
+    pub name: HeaderName,
+}
+
+impl Header {
+    /// The name as written (e.g. `v` or `VIA`).
+    #[inline]
+    pub fn name_span(&self) -> Span {
+        Span {
+            start: self.line_start,
+            end: self.line_start + u32::from(self.name_len),
+        }
+    }
+
+    /// The value without surrounding LWS; may contain folded line breaks,
+    /// which every view treats as LWS (RFC 3261 §7.3.1).
+    #[inline]
+    pub fn value(&self) -> Span {
+        let start = self.line_start + u32::from(self.value_off);
+        Span {
+            start,
+            end: start + u32::from(self.value_len),
+        }
+    }
+
+    /// The whole line from the name through its final line terminator, for
+    /// deleting the header.
+    #[inline]
+    pub fn line(&self) -> Span {
+        Span {
+            start: self.line_start,
+            end: self.line_start + u32::from(self.line_len),
+        }
+    }
+}
+
+/// The request line (RFC 3261 §7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestLine {
+    pub method: Method,
+    pub method_span: Span,
+    pub uri: Span,
+    pub version: Span,
+}
+
+/// The status line (RFC 3261 §7.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusLine {
+    pub version: Span,
+    pub code: StatusCode,
+    pub reason: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine {
+    Request(RequestLine),
+    Response(StatusLine),
+}
+
+const NONE: u16 = u16::MAX;
+
+/// A parsed message: the buffer it borrows and the index into it.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    buf: &'a [u8],
+    start: StartLine,
+    /// The start line without its terminator.
+    start_span: Span,
+    headers: SmallVec<[Header; INLINE_HEADERS]>,
+    /// Index in `headers` of the first line of each well-known name.
+    first: [u16; HeaderName::COUNT],
+    /// Offset of the empty line that ends the headers.
+    headers_end: u32,
+    body: Span,
+    content_length: Option<u32>,
+}
+
+/// Walks the line feeds of a buffer in order with one SIMD searcher, so
+/// that short header lines do not each pay a search set-up.
+struct Lines<'b> {
+    buf: &'b [u8],
+    nls: memchr::Memchr<'b>,
+}
+
+impl<'b> Lines<'b> {
+    fn new(buf: &'b [u8]) -> Self {
+        Lines {
+            buf,
+            nls: memchr::memchr_iter(b'\n', buf),
+        }
+    }
+
+    /// The end of the line starting at `from` (which must be the start of
+    /// the next unread line): (end of content, start of next line).
+    /// Accepts CRLF and bare LF.
+    #[inline]
+    fn next_end(&mut self, from: usize) -> Option<(usize, usize)> {
+        let nl = self.nls.next()?;
+        let end = if nl > from && self.buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        Some((end, nl + 1))
+    }
+}
+
+/// `SIP/<digits>.<digits>`, "SIP" case-insensitive (RFC 3261 §25.1).
+/// Returns whether it is 2.0.
+fn check_version(v: &[u8]) -> Result<(), SipError> {
+    if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
+        return Err(SipError::BadVersion);
+    }
+    let num = &v[4..];
+    let dot = num
+        .iter()
+        .position(|&b| b == b'.')
+        .ok_or(SipError::BadVersion)?;
+    let (maj, min) = (&num[..dot], &num[dot + 1..]);
+    if maj.is_empty()
+        || min.is_empty()
+        || !maj.iter().all(u8::is_ascii_digit)
+        || !min.iter().all(u8::is_ascii_digit)
+    {
+        return Err(SipError::BadVersion);
+    }
+    if maj == b"2" && min == b"0" {
+        Ok(())
+    } else {
+        Err(SipError::VersionNotSupported)
+    }
+}
+
+fn parse_start_line(buf: &[u8], s: usize, e: usize) -> Result<StartLine, SipError> {
+    let line = &buf[s..e];
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let sp1 = memchr::memchr(b' ', line).ok_or(SipError::BadStartLine)?;
+        check_version(&line[..sp1])?;
+        let rest = &line[sp1 + 1..];
+        let code_end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        let code = &rest[..code_end];
+        if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+            return Err(SipError::BadStatusCode);
+        }
+        let n = code.iter().fold(0u16, |a, &b| a * 10 + u16::from(b - b'0'));
+        let code = StatusCode::new(n).ok_or(SipError::BadStatusCode)?;
+        let reason_start = (s + sp1 + 1 + code_end + 1).min(e);
+        return Ok(StartLine::Response(StatusLine {
+            version: Span::new(s, s + sp1),
+            code,
+            reason: Span::new(reason_start, e),
+        }));
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version CRLF, single SP
+    // separators (RFC 3261 §7.1; RFC 4475 §3.1.2.7 lwsstart, §3.1.2.8 trws).
+    let sp1 = memchr::memchr(b' ', line).ok_or(SipError::BadStartLine)?;
+    let sp2 = memchr::memrchr(b' ', line).ok_or(SipError::BadStartLine)?;
+    if sp2 <= sp1 + 1 {
+        return Err(SipError::BadStartLine);
+    }
+    let method_b = &line[..sp1];
+    let method = Method::from_bytes(method_b).ok_or(SipError::BadMethod)?;
+    let version = &line[sp2 + 1..];
+    if version.is_empty() {
+        // Trailing SP after the version (RFC 4475 §3.1.2.8 trws).
+        return Err(SipError::BadStartLine);
+    }
+    let uri = &line[sp1 + 1..sp2];
+    if uri.iter().any(|&b| scan::is_lws(b)) {
+        // LWS inside the Request-URI or extra SP between elements
+        // (RFC 4475 §3.1.2.5 lwsruri, §3.1.2.7 lwsstart).
+        return Err(if uri.first() == Some(&b' ') || uri.last() == Some(&b' ') {
+            SipError::BadStartLine
+        } else {
+            SipError::BadRequestUri
+        });
+    }
+    check_version(version)?;
+    Ok(StartLine::Request(RequestLine {
+        method,
+        method_span: Span::new(s, s + sp1),
+        uri: Span::new(s + sp1 + 1, s + sp2),
+        version: Span::new(s + sp2 + 1, e),
+    }))
+}
+
+impl<'a> Message<'a> {
+    /// Parses one message with the default [`Limits`].
+    pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, SipError> {
+        Message::parse_with(buf, &Limits::default())
+    }
+
+    /// Parses one message: a whole UDP datagram, or one message cut out of a
+    /// stream by the framer. Leading CRLFs are skipped (RFC 3261 §7.5). The
+    /// body runs to Content-Length when present, else to the end of `buf`
+    /// (RFC 3261 §18.3); bytes after Content-Length are not part of the
+    /// message (RFC 4475 §3.1.2.10 dblreq).
+    pub fn parse_with(buf: &'a [u8], limits: &Limits) -> Result<Message<'a>, SipError> {
+        if buf.len() > limits.max_message_size || buf.len() > u32::MAX as usize {
+            return Err(SipError::MessageTooLarge);
+        }
+        let mut pos = 0;
+        while pos < buf.len() && (buf[pos] == b'\r' || buf[pos] == b'\n') {
+            pos += 1;
+        }
+        if pos >= buf.len() {
+            return Err(SipError::Empty);
+        }
+        let mut lines = Lines::new(buf);
+        // Skip the line feeds of the leading CRLFs.
+        for _ in buf[..pos].iter().filter(|&&b| b == b'\n') {
+            lines.nls.next();
+        }
+        let (sl_end, mut next) = lines.next_end(pos).ok_or(SipError::Truncated)?;
+        if sl_end - pos > limits.max_line_len {
+            return Err(SipError::LineTooLong);
+        }
+        let start = parse_start_line(buf, pos, sl_end)?;
+        let start_span = Span::new(pos, sl_end);
+
+        let mut headers: SmallVec<[Header; INLINE_HEADERS]> = SmallVec::new();
+        let mut first = [NONE; HeaderName::COUNT];
+        let mut content_length: Option<u32> = None;
+        let headers_end;
+        loop {
+            let line_start = next;
+            // The empty line ends the headers.
+            match buf.get(line_start) {
+                None => return Err(SipError::Truncated),
+                Some(b'\n') => {
+                    headers_end = line_start;
+                    next = line_start + 1;
+                    break;
+                }
+                Some(b'\r') if buf.get(line_start + 1) == Some(&b'\n') => {
+                    headers_end = line_start;
+                    next = line_start + 2;
+                    break;
+                }
+                _ => {}
+            }
+            // field-name = token, then optional SP/HTAB, then ':' (§7.3.1).
+            // A line starting with SP/HTAB here is a continuation with no
+            // header before it, and fails the same test.
+            let mut i = line_start;
+            while i < buf.len() && scan::is_token(buf[i]) {
+                i += 1;
+            }
+            let name_len = i - line_start;
+            while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
+                i += 1;
+            }
+            let end_of_line = lines.next_end(line_start);
+            if name_len == 0 || name_len > usize::from(u8::MAX) || buf.get(i) != Some(&b':') {
+                return match end_of_line {
+                    Some(_) => Err(SipError::BadHeaderLine),
+                    None => Err(SipError::Truncated),
+                };
+            }
+            let value_start = i + 1;
+            let (end, after) = end_of_line.ok_or(SipError::Truncated)?;
+            if end - line_start > limits.max_line_len {
+                return Err(SipError::LineTooLong);
+            }
+            // Folded continuation lines (RFC 3261 §7.3.1).
+            let mut value_end = end;
+            let mut line_after = after;
+            while let Some(&(b' ' | b'\t')) = buf.get(line_after) {
+                let (e2, a2) = lines.next_end(line_after).ok_or(SipError::Truncated)?;
+                if e2 - line_after > limits.max_line_len {
+                    return Err(SipError::LineTooLong);
+                }
+                value_end = e2;
+                line_after = a2;
+            }
+            // Trim LWS (folds included) around the value.
+            let mut vs = value_start;
+            while vs < value_end && scan::is_lws(buf[vs]) {
+                vs += 1;
+            }
+            let mut ve = value_end;
+            while ve > vs && scan::is_lws(buf[ve - 1]) {
+                ve -= 1;
+            }
+            if headers.len() >= limits.max_headers {
+                return Err(SipError::TooManyHeaders);
+            }
+            let name = HeaderName::from_bytes(&buf[line_start..line_start + name_len]);
+            if name == HeaderName::ContentLength {
+                let n = scan::parse_u32(&buf[vs..ve], 10)
+                    .ok_or(SipError::BadHeader(HeaderName::ContentLength))?;
+                match content_length {
+                    Some(prev) if prev != n => return Err(SipError::ConflictingContentLength),
+                    _ => content_length = Some(n),
+                }
+            }
+            if name != HeaderName::Other && first[name as usize] == NONE {
+                first[name as usize] = headers.len() as u16;
+            }
+            if line_after - line_start > usize::from(u16::MAX) {
+                return Err(SipError::LineTooLong);
+            }
+            headers.push(Header {
+                line_start: line_start as u32,
+                line_len: (line_after - line_start) as u16,
+                value_off: (vs - line_start) as u16,
+                value_len: (ve - vs) as u16,
+                name_len: name_len as u8,
+                name,
+            });
+            next = line_after;
+        }
+        let body_start = next;
+        let available = buf.len() - body_start;
+        let body_len = match content_length {
+            Some(n) if n as usize > available => return Err(SipError::ContentLengthTooLarge),
+            Some(n) => n as usize,
+            None => available,
+        };
+        Ok(Message {
+            buf,
+            start,
+            start_span,
+            headers,
+            first,
+            headers_end: headers_end as u32,
+            body: Span::new(body_start, body_start + body_len),
+            content_length,
+        })
+    }
+
+    /// The buffer this message was parsed from.
+    pub fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The message bytes: from the start of the buffer through the end of the
+    /// body (leading CRLFs included, trailing bytes beyond Content-Length not).
+    pub fn as_bytes(&self) -> &'a [u8] {
+        &self.buf[..self.body.end as usize]
+    }
+
+    pub fn start_line(&self) -> &StartLine {
+        &self.start
+    }
+
+    pub fn start_span(&self) -> Span {
+        self.start_span
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request(_))
+    }
+
+    pub fn request_line(&self) -> Option<&RequestLine> {
+        match &self.start {
+            StartLine::Request(r) => Some(r),
+            StartLine::Response(_) => None,
+        }
+    }
+
+    pub fn status_line(&self) -> Option<&StatusLine> {
+        match &self.start {
+            StartLine::Response(s) => Some(s),
+            StartLine::Request(_) => None,
+        }
+    }
+
+    /// The request method; `None` for a response.
+    pub fn method(&self) -> Option<Method> {
+        self.request_line().map(|r| r.method)
+    }
+
+    /// The method token as written; `None` for a response.
+    pub fn method_bytes(&self) -> Option<&'a [u8]> {
+        self.request_line().map(|r| r.method_span.get(self.buf))
+    }
+
+    /// The raw Request-URI; `None` for a response.
+    pub fn request_uri(&self) -> Option<&'a [u8]> {
+        self.request_line().map(|r| r.uri.get(self.buf))
+    }
+
+    /// The status code; `None` for a request.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status_line().map(|s| s.code)
+    }
+
+    /// Every header line, in order.
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// Offset of the empty line ending the headers: where new headers go.
+    pub fn headers_end(&self) -> usize {
+        self.headers_end as usize
+    }
+
+    /// Offset just after the start line's terminator: where a header goes to
+    /// be first.
+    pub fn first_header_offset(&self) -> usize {
+        self.headers
+            .first()
+            .map_or(self.headers_end as usize, |h| h.line().start as usize)
+    }
+
+    pub fn body_span(&self) -> Span {
+        self.body
+    }
+
+    pub fn body(&self) -> &'a [u8] {
+        self.body.get(self.buf)
+    }
+
+    /// The bytes of a span of this message.
+    pub fn slice(&self, s: Span) -> &'a [u8] {
+        s.get(self.buf)
+    }
+
+    /// The first header line with this name.
+    pub fn header(&self, name: HeaderName) -> Option<&Header> {
+        if name == HeaderName::Other {
+            return None;
+        }
+        match self.first[name as usize] {
+            NONE => None,
+            i => self.headers.get(i as usize),
+        }
+    }
+
+    /// The first header line whose name is `name` (any case; for headers
+    /// sipfront has no name for).
+    pub fn header_by_name(&self, name: &[u8]) -> Option<&Header> {
+        let known = HeaderName::from_bytes(name);
+        if known != HeaderName::Other {
+            return self.header(known);
+        }
+        self.headers.iter().find(|h| {
+            h.name == HeaderName::Other && h.name_span().get(self.buf).eq_ignore_ascii_case(name)
+        })
+    }
+
+    /// The value of the first header line with this name.
+    pub fn header_value(&self, name: HeaderName) -> Option<&'a [u8]> {
+        self.header(name).map(|h| h.value().get(self.buf))
+    }
+
+    /// Every header line with this name, in order.
+    pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &Header> + '_ {
+        let from = match self.first[name as usize] {
+            NONE if name != HeaderName::Other => self.headers.len(),
+            NONE => 0,
+            i => i as usize,
+        };
+        self.headers
+            .get(from..)
+            .unwrap_or(&[])
+            .iter()
+            .filter(move |h| h.name == name)
+    }
+
+    /// Every value of a header, across lines and commas: for list headers
+    /// (Via, Route, Record-Route, Contact, ...) each comma-separated element,
+    /// quotes and `<...>` respected (RFC 3261 §7.3.1); for other headers each
+    /// line's whole value. Elements are trimmed.
+    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let buf = self.buf;
+        let list = name.is_list();
+        self.headers_named(name).flat_map(move |h| {
+            let v = h.value().get(buf);
+            let mut split = CommaSplit::new(v);
+            let mut whole = Some(v);
+            std::iter::from_fn(move || if list { split.next() } else { whole.take() })
+                .map(scan::trim)
+                .filter(|e| !e.is_empty())
+        })
+    }
+
+    /// Content-Length when present (already validated by the parser).
+    pub fn content_length(&self) -> Option<u32> {
+        self.content_length
+    }
+
+    // ---- typed views -------------------------------------------------
+
+    /// Call-ID (RFC 3261 §20.8): `word [ "@" word ]`, no whitespace.
+    pub fn call_id(&self) -> Result<&'a [u8], SipError> {
+        let v = self
+            .header_value(HeaderName::CallId)
+            .ok_or(SipError::MissingHeader(HeaderName::CallId))?;
+        if v.is_empty() || v.iter().any(|&b| scan::is_lws(b) || !b.is_ascii_graphic()) {
+            return Err(SipError::BadHeader(HeaderName::CallId));
+        }
+        Ok(v)
+    }
+
+    /// CSeq (RFC 3261 §20.16).
+    pub fn cseq(&self) -> Result<CSeq<'a>, SipError> {
+        let v = self
+            .header_value(HeaderName::CSeq)
+            .ok_or(SipError::MissingHeader(HeaderName::CSeq))?;
+        CSeq::parse(v).ok_or(SipError::BadHeader(HeaderName::CSeq))
+    }
+
+    /// Max-Forwards (RFC 3261 §20.22): `None` when absent.
+    pub fn max_forwards(&self) -> Result<Option<u32>, SipError> {
+        match self.header_value(HeaderName::MaxForwards) {
+            None => Ok(None),
+            Some(v) => scan::parse_u32(v, 10)
+                .map(Some)
+                .ok_or(SipError::BadHeader(HeaderName::MaxForwards)),
+        }
+    }
+
+    /// Expires (RFC 3261 §20.19): delta-seconds; `None` when absent.
+    pub fn expires(&self) -> Result<Option<u32>, SipError> {
+        match self.header_value(HeaderName::Expires) {
+            None => Ok(None),
+            Some(v) => scan::parse_u32(v, 10)
+                .map(Some)
+                .ok_or(SipError::BadHeader(HeaderName::Expires)),
+        }
+    }
+
+    /// Content-Type (RFC 3261 §20.15) as written, parameters included.
+    pub fn content_type(&self) -> Option<&'a [u8]> {
+        self.header_value(HeaderName::ContentType)
+    }
+
+    /// The topmost Via value (RFC 3261 §20.42).
+    pub fn top_via(&self) -> Result<Via<'a>, SipError> {
+        let v = self
+            .values(HeaderName::Via)
+            .next()
+            .ok_or(SipError::MissingHeader(HeaderName::Via))?;
+        Via::parse(v).ok_or(SipError::BadHeader(HeaderName::Via))
+    }
+
+    /// Every Via value, top first.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, SipError>> + '_ {
+        self.values(HeaderName::Via)
+            .map(|v| Via::parse(v).ok_or(SipError::BadHeader(HeaderName::Via)))
+    }
+
+    /// From (RFC 3261 §20.20).
+    pub fn from(&self) -> Result<NameAddr<'a>, SipError> {
+        self.name_addr(HeaderName::From)
+    }
+
+    /// To (RFC 3261 §20.39).
+    pub fn to(&self) -> Result<NameAddr<'a>, SipError> {
+        self.name_addr(HeaderName::To)
+    }
+
+    fn name_addr(&self, name: HeaderName) -> Result<NameAddr<'a>, SipError> {
+        let v = self
+            .header_value(name)
+            .ok_or(SipError::MissingHeader(name))?;
+        NameAddr::parse(v).ok_or(SipError::BadHeader(name))
+    }
+
+    /// Every Contact value (RFC 3261 §20.10), `*` included.
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, SipError>> + '_ {
+        self.values(HeaderName::Contact)
+            .map(|v| Contact::parse(v).ok_or(SipError::BadHeader(HeaderName::Contact)))
+    }
+
+    /// Every Route value, in order (RFC 3261 §20.34).
+    pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'a>, SipError>> + '_ {
+        self.values(HeaderName::Route)
+            .map(|v| NameAddr::parse(v).ok_or(SipError::BadHeader(HeaderName::Route)))
+    }
+
+    /// Every Record-Route value, in order (RFC 3261 §20.30).
+    pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr<'a>, SipError>> + '_ {
+        self.values(HeaderName::RecordRoute)
+            .map(|v| NameAddr::parse(v).ok_or(SipError::BadHeader(HeaderName::RecordRoute)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+    #[test]
+    fn indexes_request_rfc3261_7_1() {
+        let m = Message::parse(INVITE).unwrap();
+        assert!(m.is_request());
+        assert_eq!(m.method(), Some(Method::Invite));
+        assert_eq!(m.request_uri(), Some(&b"sip:bob@biloxi.example.com"[..]));
+        assert_eq!(m.headers().len(), 9);
+        assert_eq!(
+            m.call_id().unwrap(),
+            b"a84b4c76e66710@pc33.atlanta.example.com"
+        );
+        assert_eq!(m.max_forwards().unwrap(), Some(70));
+        assert_eq!(m.content_length(), Some(4));
+        assert_eq!(m.body(), b"v=0\n");
+        assert_eq!(m.as_bytes(), INVITE);
+        assert_eq!(
+            m.header_value(HeaderName::ContentType),
+            Some(&b"application/sdp"[..])
+        );
+    }
+
+    #[test]
+    fn indexes_response_rfc3261_7_2() {
+        let r = b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(r).unwrap();
+        assert_eq!(m.status().map(|s| s.as_u16()), Some(180));
+        assert_eq!(m.slice(m.status_line().unwrap().reason), b"Ringing");
+        // Empty reason phrase (RFC 4475 §3.1.1.13 noreason).
+        let m = Message::parse(b"SIP/2.0 100 \r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(m.slice(m.status_line().unwrap().reason), b"");
+        let m = Message::parse(b"SIP/2.0 100\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert_eq!(m.status().map(|s| s.as_u16()), Some(100));
+    }
+
+    #[test]
+    fn start_line_errors_rfc3261_7_1() {
+        let table: &[(&[u8], SipError)] = &[
+            (b"", SipError::Empty),
+            (b"\r\n\r\n", SipError::Empty),
+            (b"INVITE sip:a@b SIP/2.0", SipError::Truncated),
+            (b"INVITE sip:a@b SIP/2.0\r\n", SipError::Truncated),
+            (b"INVITE\r\n\r\n", SipError::BadStartLine),
+            (b"INVITE  sip:a@b SIP/2.0\r\n\r\n", SipError::BadStartLine),
+            (b"INVITE sip:a@b SIP/2.0 \r\n\r\n", SipError::BadStartLine),
+            (
+                b"INVITE sip:a@b; lr SIP/2.0\r\n\r\n",
+                SipError::BadRequestUri,
+            ),
+            (
+                b"INVITE sip:a@b SIP/7.0\r\n\r\n",
+                SipError::VersionNotSupported,
+            ),
+            (b"INVITE sip:a@b SIP/2\r\n\r\n", SipError::BadVersion),
+            (b"INVITE sip:a@b HTTP/1.1\r\n\r\n", SipError::BadVersion),
+            (b"IN<VITE sip:a@b SIP/2.0\r\n\r\n", SipError::BadMethod),
+            (b"SIP/2.0 4000 Bad\r\n\r\n", SipError::BadStatusCode),
+            (b"SIP/2.0 099 Low\r\n\r\n", SipError::BadStatusCode),
+            (b"SIP/2.0 20 Short\r\n\r\n", SipError::BadStatusCode),
+            (b"SIP/3.0 200 OK\r\n\r\n", SipError::VersionNotSupported),
+        ];
+        for (input, want) in table {
+            assert_eq!(
+                Message::parse(input).err(),
+                Some(*want),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn header_lines_rfc3261_7_3() {
+        let m = Message::parse(
+            b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP x;branch=z9hG4bK1\r\nSubject  :   hi  there \r\nX-Empty:\r\nRoute: <sip:p1;lr>,\r\n <sip:p2;lr>\r\nRoute: <sip:p3;lr>\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.header_value(HeaderName::Subject), Some(&b"hi  there"[..]));
+        assert_eq!(
+            m.header_by_name(b"x-empty").map(|h| h.value().is_empty()),
+            Some(true)
+        );
+        let routes: Vec<&[u8]> = m.values(HeaderName::Route).collect();
+        assert_eq!(
+            routes,
+            vec![&b"<sip:p1;lr>"[..], b"<sip:p2;lr>", b"<sip:p3;lr>"]
+        );
+        assert_eq!(m.headers_named(HeaderName::Route).count(), 2);
+        // The line span of a folded header covers the continuation.
+        let r = m.header(HeaderName::Route).unwrap();
+        assert_eq!(
+            m.slice(r.line()),
+            b"Route: <sip:p1;lr>,\r\n <sip:p2;lr>\r\n"
+        );
+    }
+
+    #[test]
+    fn header_line_errors() {
+        let table: &[(&[u8], SipError)] = &[
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nNoColon\r\n\r\n",
+                SipError::BadHeaderLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\n continued\r\n\r\n",
+                SipError::BadHeaderLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nBad Name: x\r\n\r\n",
+                SipError::BadHeaderLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n",
+                SipError::Truncated,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 5\r\n\r\nabc",
+                SipError::ContentLengthTooLarge,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+                SipError::BadHeader(HeaderName::ContentLength),
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nab",
+                SipError::ConflictingContentLength,
+            ),
+        ];
+        for (input, want) in table {
+            assert_eq!(
+                Message::parse(input).err(),
+                Some(*want),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_rfc3261_18_1_1() {
+        let lim = Limits {
+            max_message_size: 100,
+            max_headers: 2,
+            max_line_len: 30,
+        };
+        let big = vec![b'a'; 101];
+        assert_eq!(
+            Message::parse_with(&big, &lim).err(),
+            Some(SipError::MessageTooLarge)
+        );
+        let many = b"OPTIONS sip:a@b SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert_eq!(
+            Message::parse_with(many, &lim).err(),
+            Some(SipError::TooManyHeaders)
+        );
+        let long = b"OPTIONS sip:a@b SIP/2.0\r\nA: 1234567890123456789012345678901\r\n\r\n";
+        assert_eq!(
+            Message::parse_with(long, &lim).err(),
+            Some(SipError::LineTooLong)
+        );
+    }
+
+    #[test]
+    fn body_ends_at_content_length_rfc3261_18_3() {
+        // Over UDP, bytes past Content-Length are not part of the message.
+        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: 2\r\n\r\nabXYZ").unwrap();
+        assert_eq!(m.body(), b"ab");
+        assert_eq!(m.as_bytes().len(), 35);
+        // Without Content-Length the body runs to the end of the datagram.
+        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\n\r\nabc").unwrap();
+        assert_eq!(m.body(), b"abc");
+    }
+
+    #[test]
+    fn leading_crlf_and_bare_lf_rfc3261_7_5() {
+        let m = Message::parse(b"\r\n\r\nOPTIONS sip:a@b SIP/2.0\nCall-ID: x\n\n").unwrap();
+        assert_eq!(m.call_id().unwrap(), b"x");
+    }
+}

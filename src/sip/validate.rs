@@ -1,0 +1,190 @@
+//! Checks a proxy makes before forwarding (RFC 3261 §16.3 "Request
+//! Validation", §8.1.1 required headers) and the minimum a response needs to
+//! be routed back (§16.7, §18.1.2). Size limits and Content-Length against
+//! the datagram are enforced by the parser itself.
+
+use super::error::SipError;
+use super::header::HeaderName;
+use super::message::Message;
+use super::uri::{Scheme, Uri};
+
+/// Validates a request for forwarding. Each failure is a typed error whose
+/// [`SipError::status`] is the answer (400, 416, ...). A request with
+/// Max-Forwards 0 is valid here: whether to answer 483 or handle it locally
+/// (OPTIONS to the proxy itself) is the proxy's decision (§16.3 step 3).
+pub fn validate_request(m: &Message<'_>) -> Result<(), SipError> {
+    let rl = m.request_line().ok_or(SipError::BadStartLine)?;
+    // §16.3 step 2: URI scheme. sip, sips and tel are routed; anything else
+    // that is a well-formed absoluteURI gets 416.
+    let uri = Uri::parse(rl.uri.get(m.buf())).map_err(|_| SipError::BadRequestUri)?;
+    if uri.scheme == Scheme::Other {
+        return Err(SipError::UnsupportedUriScheme);
+    }
+    // §19.1.1: a Request-URI carries no headers component (RFC 4475
+    // §3.1.2.11 escruri: a proxy must not forward them).
+    if uri.headers.is_some() {
+        return Err(SipError::BadRequestUri);
+    }
+    check_single(m)?;
+    // §8.1.1: To, From, CSeq, Call-ID and Via are mandatory and must parse.
+    m.to()?;
+    m.from()?;
+    m.call_id()?;
+    let cseq = m.cseq()?;
+    // §8.1.1.5: the CSeq method matches the request method.
+    if cseq.method_bytes != rl.method_span.get(m.buf()) {
+        return Err(SipError::CSeqMethodMismatch);
+    }
+    m.top_via()?;
+    for v in m.vias() {
+        v?;
+    }
+    // §16.3 step 5: sipfront supports no extension a proxy must understand.
+    if m.values(HeaderName::ProxyRequire).next().is_some() {
+        return Err(SipError::BadExtension);
+    }
+    // Headers a proxy acts on must parse when present.
+    m.max_forwards()?;
+    m.expires()?;
+    for r in m.routes() {
+        r?;
+    }
+    for r in m.record_routes() {
+        r?;
+    }
+    for c in m.contacts() {
+        c?;
+    }
+    if m.header(HeaderName::Contact).is_some() && m.contacts().next().is_none() {
+        return Err(SipError::BadHeader(HeaderName::Contact));
+    }
+    Ok(())
+}
+
+/// Headers that identify the dialog and transaction appear once (RFC 3261
+/// §7.3.1: only list headers may repeat; RFC 4475 §3.3.8 multi01).
+fn check_single(m: &Message<'_>) -> Result<(), SipError> {
+    for name in [
+        HeaderName::CallId,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CSeq,
+        HeaderName::MaxForwards,
+    ] {
+        if m.headers_named(name).nth(1).is_some() {
+            return Err(SipError::DuplicateHeader(name));
+        }
+    }
+    Ok(())
+}
+
+/// Validates a response before it is routed upstream: it needs a top Via to
+/// strip and a next one to follow, and the dialog identifiers (§8.2.6, §16.7).
+pub fn validate_response(m: &Message<'_>) -> Result<(), SipError> {
+    if m.is_request() {
+        return Err(SipError::BadStartLine);
+    }
+    for v in m.vias() {
+        v?;
+    }
+    m.top_via()?;
+    check_single(m)?;
+    m.from()?;
+    m.to()?;
+    m.call_id()?;
+    m.cseq()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(start: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@x>\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c1\r\n{extra}\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn check(msg: &[u8]) -> Result<(), SipError> {
+        validate_request(&Message::parse(msg)?)
+    }
+
+    #[test]
+    fn valid_request_rfc3261_16_3() {
+        assert_eq!(
+            check(&req(
+                "INVITE sip:b@x SIP/2.0",
+                "CSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check(&req("INVITE tel:+15551234 SIP/2.0", "CSeq: 1 INVITE\r\n")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn failures_map_to_status_rfc3261_16_3() {
+        let table: &[(Vec<u8>, SipError, u16)] = &[
+            // §8.1.1.5 CSeq method mismatch (RFC 4475 §3.4.? mismatch01).
+            (req("INVITE sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\n"), SipError::CSeqMethodMismatch, 400),
+            // §16.3 step 2: unsupported scheme (RFC 4475 unksm2).
+            (req("OPTIONS soap.beep://x SIP/2.0", "CSeq: 1 OPTIONS\r\n"), SipError::UnsupportedUriScheme, 416),
+            (req("OPTIONS sip:b@x SIP/2.0", ""), SipError::MissingHeader(HeaderName::CSeq), 400),
+            // §19.1.1: no headers in a Request-URI.
+            (req("OPTIONS sip:b@x?Route=%3Csip:y%3E SIP/2.0", "CSeq: 1 OPTIONS\r\n"), SipError::BadRequestUri, 400),
+            // §16.3 step 5: Proxy-Require.
+            (
+                req("OPTIONS sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\nProxy-Require: foo\r\n"),
+                SipError::BadExtension,
+                420,
+            ),
+            // §7.3.1: Call-ID may appear once.
+            (
+                req("OPTIONS sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\nCall-ID: again\r\n"),
+                SipError::DuplicateHeader(HeaderName::CallId),
+                400,
+            ),
+            (req("OPTIONS sip:b@x SIP/2.0", "CSeq: x OPTIONS\r\n"), SipError::BadHeader(HeaderName::CSeq), 400),
+            (
+                req("OPTIONS sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\nMax-Forwards: many\r\n"),
+                SipError::BadHeader(HeaderName::MaxForwards),
+                400,
+            ),
+            (
+                req("OPTIONS sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\nRoute: <sip:p;lr\r\n"),
+                SipError::BadHeader(HeaderName::Route),
+                400,
+            ),
+            (
+                b"OPTIONS sip:b@x SIP/2.0\r\nTo: <sip:b@x>\r\nFrom: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n".to_vec(),
+                SipError::MissingHeader(HeaderName::Via),
+                400,
+            ),
+            (
+                b"OPTIONS sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n".to_vec(),
+                SipError::MissingHeader(HeaderName::To),
+                400,
+            ),
+        ];
+        for (msg, err, code) in table {
+            let got = check(msg);
+            assert_eq!(got, Err(*err), "{}", String::from_utf8_lossy(msg));
+            assert_eq!(err.status().as_u16(), *code);
+        }
+    }
+
+    #[test]
+    fn response_needs_via_and_dialog_ids_rfc3261_16_7() {
+        let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@x>;tag=2\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
+        assert_eq!(validate_response(&Message::parse(ok).unwrap()), Ok(()));
+        let no_via = b"SIP/2.0 200 OK\r\nTo: <sip:b@x>;tag=2\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
+        assert_eq!(
+            validate_response(&Message::parse(no_via).unwrap()),
+            Err(SipError::MissingHeader(HeaderName::Via))
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! The Via header value (RFC 3261 §20.42, §18.2.1; RFC 3581 rport).
+
+use super::host::{parse_host, parse_port, split_host_port, Host};
+use super::params::Params;
+use super::scan::{self, eq_ic, is_token_str};
+
+/// The RFC 3261 §8.1.1.7 magic cookie that starts a compliant branch.
+pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+
+/// Transport of a Via (RFC 3261 §20.42 `transport`, RFC 7118 for WS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Sctp,
+    Ws,
+    Wss,
+    /// An extension transport, kept as written in [`Via::transport_raw`].
+    Other,
+}
+
+impl Transport {
+    pub fn from_bytes(b: &[u8]) -> Transport {
+        if eq_ic(b, b"UDP") {
+            Transport::Udp
+        } else if eq_ic(b, b"TCP") {
+            Transport::Tcp
+        } else if eq_ic(b, b"TLS") {
+            Transport::Tls
+        } else if eq_ic(b, b"SCTP") {
+            Transport::Sctp
+        } else if eq_ic(b, b"WS") {
+            Transport::Ws
+        } else if eq_ic(b, b"WSS") {
+            Transport::Wss
+        } else {
+            Transport::Other
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Sctp => "SCTP",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+            Transport::Other => "",
+        }
+    }
+
+    /// True for connection-oriented transports (RFC 3261 §18).
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+}
+
+/// One Via value, borrowed from the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via<'a> {
+    /// The whole value, trimmed; its end is where new parameters go.
+    pub raw: &'a [u8],
+    pub protocol_name: &'a [u8],
+    pub protocol_version: &'a [u8],
+    pub transport: Transport,
+    pub transport_raw: &'a [u8],
+    /// The sent-by host as written (brackets kept for IPv6).
+    pub host_raw: &'a [u8],
+    pub host: Host<'a>,
+    pub port: Option<u16>,
+    pub params: Params<'a>,
+    pub branch: Option<&'a [u8]>,
+    /// `received` (RFC 3261 §18.2.1), as written.
+    pub received: Option<&'a [u8]>,
+    /// `rport` (RFC 3581 §3): `Some(None)` when present without a value.
+    pub rport: Option<Option<u16>>,
+    pub maddr: Option<&'a [u8]>,
+    pub ttl: Option<u8>,
+}
+
+/// Splits off one `/`-separated part of sent-protocol, LWS allowed around the
+/// slash (RFC 3261 §25.1 `SLASH = SWS "/" SWS`).
+fn proto_part(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let slash = s.iter().position(|&b| b == b'/')?;
+    let part = scan::trim(&s[..slash]);
+    is_token_str(part).then_some((part, &s[slash + 1..]))
+}
+
+impl<'a> Via<'a> {
+    /// Parses one Via value (one element of a comma-separated Via header).
+    pub fn parse(v: &'a [u8]) -> Option<Via<'a>> {
+        let raw = scan::trim(v);
+        let (protocol_name, rest) = proto_part(raw)?;
+        let (protocol_version, rest) = proto_part(rest)?;
+        let rest = scan::trim_start(rest);
+        let t_end = rest.iter().position(|&b| !scan::is_token(b))?;
+        let transport_raw = &rest[..t_end];
+        if transport_raw.is_empty() {
+            return None;
+        }
+        let rest = &rest[t_end..];
+        // LWS is required between the transport and sent-by.
+        if !rest.first().is_some_and(|&b| scan::is_lws(b)) {
+            return None;
+        }
+        let semi = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        let sent_by = scan::trim(&rest[..semi]);
+        let params = Params::new(&rest[semi..]);
+        let (h, p) = split_host_port(sent_by);
+        let host_raw = scan::trim(h);
+        let host = parse_host(host_raw)?;
+        let port = match p {
+            Some(p) => Some(parse_port(scan::trim(p))?),
+            None => None,
+        };
+        if !params.is_well_formed() {
+            return None;
+        }
+        let mut via = Via {
+            raw,
+            protocol_name,
+            protocol_version,
+            transport: Transport::from_bytes(transport_raw),
+            transport_raw,
+            host_raw,
+            host,
+            port,
+            params,
+            branch: None,
+            received: None,
+            rport: None,
+            maddr: None,
+            ttl: None,
+        };
+        for p in params {
+            if !is_token_str(p.name) {
+                return None;
+            }
+            if eq_ic(p.name, b"branch") {
+                let b = p.value.filter(|b| is_token_str(b))?;
+                via.branch = Some(b);
+            } else if eq_ic(p.name, b"received") {
+                let r = p.value?;
+                // RFC 3261 §20.42: an IPv4 or IPv6 address (RFC 5118 allows
+                // the bracketless IPv6 form as well).
+                let ok = parse_host(r).is_some_and(|h| h.is_ip())
+                    || crate::sip::host::parse_ipv6(r).is_some();
+                if !ok {
+                    return None;
+                }
+                via.received = Some(r);
+            } else if eq_ic(p.name, b"rport") {
+                via.rport = Some(match p.value {
+                    None | Some(b"") => None,
+                    Some(v) => Some(parse_port(v)?),
+                });
+            } else if eq_ic(p.name, b"maddr") {
+                let m = p.value?;
+                parse_host(m)?;
+                via.maddr = Some(m);
+            } else if eq_ic(p.name, b"ttl") {
+                let t = scan::parse_u32(p.value?, 3)?;
+                via.ttl = Some(u8::try_from(t).ok()?);
+            }
+        }
+        Some(via)
+    }
+
+    /// True when the branch carries the RFC 3261 magic cookie.
+    pub fn has_cookie(&self) -> bool {
+        self.branch.is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+    }
+
+    /// The port a response goes to when no rport/received applies:
+    /// the sent-by port or the transport default (RFC 3261 §18.2.2).
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(match self.transport {
+            Transport::Tls | Transport::Wss => 5061,
+            _ => 5060,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn via_fields_rfc3261_20_42() {
+        let v = Via::parse(b"SIP/2.0/UDP pc33.atlanta.com:5066;branch=z9hG4bK776asdhds;received=192.0.2.1;rport=5067;maddr=224.2.0.1;ttl=16;x=y").unwrap();
+        assert_eq!(v.protocol_name, b"SIP");
+        assert_eq!(v.protocol_version, b"2.0");
+        assert_eq!(v.transport, Transport::Udp);
+        assert_eq!(v.host, Host::Name(b"pc33.atlanta.com"));
+        assert_eq!(v.port, Some(5066));
+        assert_eq!(v.branch, Some(&b"z9hG4bK776asdhds"[..]));
+        assert!(v.has_cookie());
+        assert_eq!(v.received, Some(&b"192.0.2.1"[..]));
+        assert_eq!(v.rport, Some(Some(5067)));
+        assert_eq!(v.maddr, Some(&b"224.2.0.1"[..]));
+        assert_eq!(v.ttl, Some(16));
+        assert_eq!(v.params.value(b"x"), Some(Some(&b"y"[..])));
+    }
+
+    #[test]
+    fn rport_without_value_rfc3581_3() {
+        let v = Via::parse(b"SIP/2.0/UDP 10.0.0.1;rport;branch=z9hG4bKx").unwrap();
+        assert_eq!(v.rport, Some(None));
+        assert_eq!(v.host, Host::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(v.port_or_default(), 5060);
+    }
+
+    #[test]
+    fn lws_everywhere_rfc4475_3_1_1_1() {
+        let v = Via::parse(b"SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!(v.transport, Transport::Udp);
+        assert_eq!(v.host_raw, b"192.0.2.2");
+        assert!(!v.has_cookie());
+        let v = Via::parse(
+            b"SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  ",
+        )
+        .unwrap();
+        assert_eq!(v.transport, Transport::Tcp);
+        assert_eq!(v.branch, Some(&b"z9hG4bK9ikj8"[..]));
+        let v = Via::parse(b"SIP/2.0/UDP host : 5070 ;branch=z9hG4bK1").unwrap();
+        assert_eq!(v.port, Some(5070));
+    }
+
+    #[test]
+    fn ipv6_sent_by_rfc5118() {
+        let v = Via::parse(
+            b"SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3-111;received=2001:db8::9:255",
+        )
+        .unwrap();
+        assert!(matches!(v.host, Host::V6(_)));
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.received, Some(&b"2001:db8::9:255"[..]));
+        let v = Via::parse(b"SIP/2.0/TLS [::1];branch=z9hG4bK1").unwrap();
+        assert_eq!(v.port_or_default(), 5061);
+    }
+
+    #[test]
+    fn bad_vias() {
+        for bad in [
+            &b"SIP/2.0 host"[..],
+            b"SIP/2.0/UDP",
+            b"SIP/2.0/UDPhost",
+            b"SIP/2.0/UDP host:99999",
+            b"SIP/2.0/UDP 2001:db8::1",
+            b"SIP/2.0/UDP host;branch",
+            b"SIP/2.0/UDP host;branch=a\"b",
+            b"SIP/2.0/UDP host;received=example.com",
+            b"SIP/2.0/UDP host;rport=x",
+            b"SIP/2.0/UDP host;ttl=256",
+            b"SIP/2.0/UDP h;p=\"unterminated",
+        ] {
+            assert!(
+                Via::parse(bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
