@@ -65,14 +65,21 @@ impl Key {
     /// Folds `name` (at most 24 bytes) to lower case, packed like `new`.
     #[inline]
     fn folded(name: &[u8]) -> Key {
-        let mut words = [0u64; 3];
-        for (w, chunk) in words.iter_mut().zip(name.chunks(8)) {
-            let fold = 0x2020_2020_2020_2020u64 >> ((8 - chunk.len()) * 8);
-            *w = load_le(chunk) | fold;
+        #[inline]
+        fn word(s: &[u8]) -> u64 {
+            if s.is_empty() {
+                return 0;
+            }
+            load_le(s) | (0x2020_2020_2020_2020u64 >> ((8 - s.len()) * 8))
         }
+        let n = name.len().min(24);
         Key {
             len: name.len(),
-            words,
+            words: [
+                word(&name[..n.min(8)]),
+                word(name.get(8..n.clamp(8, 16)).unwrap_or(&[])),
+                word(name.get(16..n.clamp(16, 24)).unwrap_or(&[])),
+            ],
         }
     }
 }

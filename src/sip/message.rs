@@ -127,27 +127,52 @@ pub struct Message<'a> {
     content_length: Option<u32>,
 }
 
-/// Walks the line feeds of a buffer in order with one SIMD searcher, so
-/// that short header lines do not each pay a search set-up.
+/// Finds the next line feed at or after `from`. Header lines are short
+/// (30-80 bytes), so an inline 16-bytes-at-a-time search beats a call into a
+/// general searcher whose set-up dominates at that length.
+#[inline]
+fn find_nl(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86_64 baseline; each load reads the 16
+        // bytes at `i..i + 16`, which the loop condition keeps inside `buf`.
+        unsafe {
+            let nl = _mm_set1_epi8(b'\n' as i8);
+            while i + 16 <= buf.len() {
+                let v = _mm_loadu_si128(buf.as_ptr().add(i) as *const __m128i);
+                let m = _mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u32;
+                if m != 0 {
+                    return Some(i + m.trailing_zeros() as usize);
+                }
+                i += 16;
+            }
+        }
+    }
+    buf.get(i..)?
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|p| i + p)
+}
+
+/// Line ends, read in order through the buffer.
 struct Lines<'b> {
     buf: &'b [u8],
-    nls: memchr::Memchr<'b>,
 }
 
 impl<'b> Lines<'b> {
     fn new(buf: &'b [u8]) -> Self {
-        Lines {
-            buf,
-            nls: memchr::memchr_iter(b'\n', buf),
-        }
+        Lines { buf }
     }
 
-    /// The end of the line starting at `from` (which must be the start of
-    /// the next unread line): (end of content, start of next line).
-    /// Accepts CRLF and bare LF.
+    /// The end of the line starting at `from`: (end of content, start of
+    /// next line). Accepts CRLF and bare LF.
     #[inline]
     fn next_end(&mut self, from: usize) -> Option<(usize, usize)> {
-        let nl = self.nls.next()?;
+        let nl = find_nl(self.buf, from)?;
         let end = if nl > from && self.buf[nl - 1] == b'\r' {
             nl - 1
         } else {
@@ -260,10 +285,6 @@ impl<'a> Message<'a> {
             return Err(SipError::Empty);
         }
         let mut lines = Lines::new(buf);
-        // Skip the line feeds of the leading CRLFs.
-        for _ in buf[..pos].iter().filter(|&&b| b == b'\n') {
-            lines.nls.next();
-        }
         let (sl_end, mut next) = lines.next_end(pos).ok_or(SipError::Truncated)?;
         if sl_end - pos > limits.max_line_len {
             return Err(SipError::LineTooLong);
@@ -303,7 +324,7 @@ impl<'a> Message<'a> {
             while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
                 i += 1;
             }
-            let end_of_line = lines.next_end(line_start);
+            let end_of_line = lines.next_end(i);
             if name_len == 0 || name_len > usize::from(u8::MAX) || buf.get(i) != Some(&b':') {
                 return match end_of_line {
                     Some(_) => Err(SipError::BadHeaderLine),
