@@ -274,6 +274,20 @@ impl<'a> Message<'a> {
     /// (RFC 3261 §18.3); bytes after Content-Length are not part of the
     /// message (RFC 4475 §3.1.2.10 dblreq).
     pub fn parse_with(buf: &'a [u8], limits: &Limits) -> Result<Message<'a>, SipError> {
+        Message::parse_inner(buf, limits, false)
+    }
+
+    /// Parses a request that [`Message::parse_with`] refused, only so that
+    /// it can be answered (RFC 3261 §8.2.6 needs Via, From, To, Call-ID and
+    /// CSeq): a malformed request line is split best-effort (method up to the
+    /// first SP, version after the last, e.g. `SIP/7.0` for a 505, RFC 4475
+    /// §3.1.2.16) and Content-Length errors leave the body to the end of the
+    /// datagram. Never forward what this returns.
+    pub fn parse_relaxed(buf: &'a [u8], limits: &Limits) -> Result<Message<'a>, SipError> {
+        Message::parse_inner(buf, limits, true)
+    }
+
+    fn parse_inner(buf: &'a [u8], limits: &Limits, relaxed: bool) -> Result<Message<'a>, SipError> {
         if buf.len() > limits.max_message_size || buf.len() > u32::MAX as usize {
             return Err(SipError::MessageTooLarge);
         }
@@ -289,7 +303,21 @@ impl<'a> Message<'a> {
         if sl_end - pos > limits.max_line_len {
             return Err(SipError::LineTooLong);
         }
-        let start = parse_start_line(buf, pos, sl_end)?;
+        let start = match parse_start_line(buf, pos, sl_end) {
+            Ok(s) => s,
+            Err(_) if relaxed && !buf[pos..].starts_with(b"SIP/") => {
+                let line = &buf[pos..sl_end];
+                let sp1 = memchr::memchr(b' ', line).ok_or(SipError::BadStartLine)?;
+                let sp2 = memchr::memrchr(b' ', line).unwrap_or(sp1);
+                StartLine::Request(RequestLine {
+                    method: Method::from_bytes(&line[..sp1]).unwrap_or(Method::Other),
+                    method_span: Span::new(pos, pos + sp1),
+                    uri: Span::new(pos + sp1 + 1, pos + sp2.max(sp1 + 1)),
+                    version: Span::new(pos + sp2 + 1, sl_end),
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let start_span = Span::new(pos, sl_end);
 
         let mut headers: SmallVec<[Header; INLINE_HEADERS]> = SmallVec::new();
@@ -361,11 +389,12 @@ impl<'a> Message<'a> {
             }
             let name = HeaderName::from_bytes(&buf[line_start..line_start + name_len]);
             if name == HeaderName::ContentLength {
-                let n = scan::parse_u32(&buf[vs..ve], 10)
-                    .ok_or(SipError::BadHeader(HeaderName::ContentLength))?;
-                match content_length {
-                    Some(prev) if prev != n => return Err(SipError::ConflictingContentLength),
-                    _ => content_length = Some(n),
+                match (scan::parse_u32(&buf[vs..ve], 10), content_length) {
+                    (Some(n), None) => content_length = Some(n),
+                    (Some(n), Some(prev)) if n == prev => {}
+                    _ if relaxed => {}
+                    (Some(_), Some(_)) => return Err(SipError::ConflictingContentLength),
+                    (None, _) => return Err(SipError::BadHeader(HeaderName::ContentLength)),
                 }
             }
             if name != HeaderName::Other && first[name as usize] == NONE {
@@ -387,6 +416,7 @@ impl<'a> Message<'a> {
         let body_start = next;
         let available = buf.len() - body_start;
         let body_len = match content_length {
+            Some(_) if relaxed => available,
             Some(n) if n as usize > available => return Err(SipError::ContentLengthTooLarge),
             Some(n) => n as usize,
             None => available,
@@ -839,6 +869,22 @@ v=0\n";
         // Without Content-Length the body runs to the end of the datagram.
         let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\n\r\nabc").unwrap();
         assert_eq!(m.body(), b"abc");
+    }
+
+    #[test]
+    fn relaxed_parse_reads_headers_for_a_reply_rfc3261_8_2_6() {
+        let bad = b"OPTIONS sip:a@b SIP/7.0\r\nCall-ID: x\r\nl: 99\r\n\r\nab";
+        assert_eq!(Message::parse(bad).err(), Some(SipError::VersionNotSupported));
+        let m = Message::parse_relaxed(bad, &Limits::default()).unwrap();
+        assert_eq!(m.method(), Some(Method::Options));
+        assert_eq!(m.call_id().unwrap(), b"x");
+        assert_eq!(m.body(), b"ab");
+        let m = Message::parse_relaxed(b"INVITE  sip:a@b SIP/2.0 \r\nCall-ID: y\r\n\r\n", &Limits::default())
+            .unwrap();
+        assert_eq!(m.method(), Some(Method::Invite));
+        // Responses and lines with no SP are still refused.
+        assert!(Message::parse_relaxed(b"SIP/2.0 2000 X\r\n\r\n", &Limits::default()).is_err());
+        assert!(Message::parse_relaxed(b"GARBAGE\r\n\r\n", &Limits::default()).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use super::error::SipError;
 use super::header::HeaderName;
 use super::message::Message;
+use super::scan::{trim, CommaSplit};
 use super::uri::{Scheme, Uri};
 
 /// Validates a request for forwarding. Each failure is a typed error whose
@@ -39,6 +40,7 @@ pub fn validate_request(m: &Message<'_>) -> Result<(), SipError> {
     for v in m.vias() {
         v?;
     }
+    no_empty_elements(m)?;
     // §16.3 step 5: sipfront supports no extension a proxy must understand.
     if m.values(HeaderName::ProxyRequire).next().is_some() {
         return Err(SipError::BadExtension);
@@ -78,6 +80,19 @@ fn check_single(m: &Message<'_>) -> Result<(), SipError> {
     Ok(())
 }
 
+/// List headers are `1#element` (RFC 3261 §7.3.1, §25.1): an empty line or
+/// an empty element between commas is malformed (RFC 4475 §3.1.2.1 badinv01).
+fn no_empty_elements(m: &Message<'_>) -> Result<(), SipError> {
+    for name in [HeaderName::Via, HeaderName::Route, HeaderName::RecordRoute, HeaderName::Contact] {
+        for h in m.headers_named(name) {
+            if CommaSplit::new(m.slice(h.value())).any(|e| trim(e).is_empty()) {
+                return Err(SipError::BadHeader(name));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Validates a response before it is routed upstream: it needs a top Via to
 /// strip and a next one to follow, and the dialog identifiers (§8.2.6, §16.7).
 pub fn validate_response(m: &Message<'_>) -> Result<(), SipError> {
@@ -88,6 +103,7 @@ pub fn validate_response(m: &Message<'_>) -> Result<(), SipError> {
         v?;
     }
     m.top_via()?;
+    no_empty_elements(m)?;
     check_single(m)?;
     m.from()?;
     m.to()?;
@@ -141,6 +157,17 @@ mod tests {
                 req("OPTIONS sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\nProxy-Require: foo\r\n"),
                 SipError::BadExtension,
                 420,
+            ),
+            // §7.3.1: no empty list elements.
+            (
+                req("OPTIONS sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\nVia:\r\n"),
+                SipError::BadHeader(HeaderName::Via),
+                400,
+            ),
+            (
+                req("OPTIONS sip:b@x SIP/2.0", "CSeq: 1 OPTIONS\r\nRoute: <sip:a;lr>,,<sip:b;lr>\r\n"),
+                SipError::BadHeader(HeaderName::Route),
+                400,
             ),
             // §7.3.1: Call-ID may appear once.
             (

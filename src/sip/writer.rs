@@ -70,6 +70,35 @@ pub fn remove_first_value(m: &Message<'_>, edits: &mut Edits, name: HeaderName) 
     true
 }
 
+/// Removes the first `count` values of a list header, across lines: a line
+/// whose values all go is deleted whole, a line that keeps some loses the
+/// removed values and their commas. Returns how many were removed.
+pub fn remove_values(m: &Message<'_>, edits: &mut Edits, name: HeaderName, count: usize) -> usize {
+    let buf = m.buf();
+    let mut left = count;
+    for h in m.headers_named(name) {
+        if left == 0 {
+            break;
+        }
+        let v = m.slice(h.value());
+        let n = scan::CommaSplit::new(v).count();
+        if n <= left {
+            edits.delete(h.line());
+            left -= n;
+            continue;
+        }
+        // Keep the tail of this line: delete up to the first kept value.
+        let mut split = scan::CommaSplit::new(v);
+        let mut kept = split.nth(left).unwrap_or(v);
+        kept = scan::trim_start(kept);
+        let start = h.value().start as usize;
+        let end = Span::of(buf, kept).start as usize;
+        edits.delete(Span::new(start, end.max(start)));
+        left = 0;
+    }
+    count - left
+}
+
 /// Removes the top Via (RFC 3261 §16.7 step 3, on a response).
 pub fn remove_top_via(m: &Message<'_>, edits: &mut Edits) -> bool {
     remove_first_value(m, edits, HeaderName::Via)
@@ -233,26 +262,27 @@ pub fn build_reply(
     let _ = write!(line, "SIP/2.0 {} {}\r\n", code.as_u16(), reason);
     out.extend_from_slice(line.as_bytes());
     let top = req.top_via()?;
-    let mut first = true;
+    let top_span = Span::of(buf, top.raw);
     for h in req.headers_named(HeaderName::Via) {
         out.extend_from_slice(b"Via: ");
         let v = req.slice(h.value());
+        let vs = h.value();
         match opts.source {
-            Some((src, port)) if first => {
-                // The top value gets received/rport; the edit offsets are
-                // relative to the value so they apply to it alone.
+            // The line holding the top value gets received/rport; the edit
+            // offsets are relative to the line's value so they apply to it
+            // alone.
+            Some((src, port)) if vs.start <= top_span.start && top_span.end <= vs.end => {
                 let mut e = Edits::with_capacity(2, 48);
-                let first_value = Span::of(buf, top.raw);
-                via_received_edits(&top, buf, h.value().start as usize, src, port, &mut e);
-                let local = &v[..(first_value.end - h.value().start) as usize];
+                via_received_edits(&top, buf, vs.start as usize, src, port, &mut e);
+                let cut = (top_span.end - vs.start) as usize;
+                let (local, rest) = v.split_at(cut.min(v.len()));
                 e.apply(local, out)
                     .map_err(|_| SipError::BadHeader(HeaderName::Via))?;
-                out.extend_from_slice(&v[local.len()..]);
+                out.extend_from_slice(rest);
             }
             _ => out.extend_from_slice(v),
         }
         out.extend_from_slice(b"\r\n");
-        first = false;
     }
     let from = req
         .header_value(HeaderName::From)
@@ -307,6 +337,26 @@ Content-Length: 0\r\n\r\n";
         let mut out = Vec::new();
         write(&m, &mut e, &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn remove_values_across_lines_rfc3261_16_4() {
+        let msg = b"BYE sip:b@x SIP/2.0\r\nRoute: <sip:lb1;lr>\r\nRoute: <sip:lb2;lr>, <sip:core;lr>, <sip:edge;lr>\r\nCall-ID: x\r\n\r\n";
+        let m = Message::parse(msg).unwrap();
+        for (k, want) in [
+            (1, "Route: <sip:lb2;lr>, <sip:core;lr>, <sip:edge;lr>\r\nCall-ID"),
+            (2, "Route: <sip:core;lr>, <sip:edge;lr>\r\nCall-ID"),
+            (3, "Route: <sip:edge;lr>\r\nCall-ID"),
+        ] {
+            let mut e = Edits::new();
+            assert_eq!(remove_values(&m, &mut e, HeaderName::Route, k), k);
+            let mut out = Vec::new();
+            write(&m, &mut e, &mut out).unwrap();
+            let s = String::from_utf8(out).unwrap();
+            assert!(s.contains(&format!("SIP/2.0\r\n{want}")), "{k}: {s}");
+        }
+        let mut e = Edits::new();
+        assert_eq!(remove_values(&m, &mut e, HeaderName::Route, 9), 4);
     }
 
     #[test]
@@ -400,6 +450,19 @@ Content-Length: 0\r\n\r\n";
         assert!(e.is_empty());
         let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n").unwrap();
         assert_eq!(decrement_max_forwards(&m, &mut e).unwrap(), None);
+    }
+
+    #[test]
+    fn reply_when_the_first_via_line_is_empty() {
+        // Found by fuzzing: the top value is on the second Via line.
+        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nVia:\r\nVia: SIP/2.0/UDP h;rport\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        let opts = ReplyOptions {
+            source: Some(("192.0.2.1".parse().unwrap(), 9)),
+            ..Default::default()
+        };
+        build_reply(&m, StatusCode::BAD_REQUEST, &opts, &mut out).unwrap();
+        assert!(String::from_utf8_lossy(&out).contains("Via: \r\nVia: SIP/2.0/UDP h;rport=9;received=192.0.2.1\r\n"));
     }
 
     #[test]
