@@ -1,0 +1,225 @@
+//! Which destinations may be selected. Selection only asks
+//! [`Health::is_active`]; who decides (OPTIONS probing, failure counting,
+//! the admin API) lives elsewhere and writes a [`HealthTable`].
+//!
+//! The default state is active, as in Kamailio's dispatcher: an id nobody
+//! has marked is selectable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::set::BackendId;
+
+/// Answers "may this destination be selected now?".
+pub trait Health {
+    fn is_active(&self, id: BackendId) -> bool;
+}
+
+impl<T: Health + ?Sized> Health for &T {
+    #[inline]
+    fn is_active(&self, id: BackendId) -> bool {
+        (**self).is_active(id)
+    }
+}
+
+impl<T: Health + ?Sized> Health for Arc<T> {
+    #[inline]
+    fn is_active(&self, id: BackendId) -> bool {
+        (**self).is_active(id)
+    }
+}
+
+/// Every destination is active.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllActive;
+
+impl Health for AllActive {
+    #[inline]
+    fn is_active(&self, _: BackendId) -> bool {
+        true
+    }
+}
+
+#[inline]
+fn word_bit(id: BackendId) -> (usize, u64) {
+    ((id.0 / 64) as usize, 1u64 << (id.0 % 64))
+}
+
+/// A plain bitset of inactive ids, for tests and single-threaded callers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InactiveSet {
+    bits: Vec<u64>,
+}
+
+impl InactiveSet {
+    pub fn new() -> InactiveSet {
+        InactiveSet::default()
+    }
+
+    pub fn mark_inactive(&mut self, id: BackendId) {
+        let (w, b) = word_bit(id);
+        if self.bits.len() <= w {
+            self.bits.resize(w + 1, 0);
+        }
+        if let Some(word) = self.bits.get_mut(w) {
+            *word |= b;
+        }
+    }
+
+    pub fn mark_active(&mut self, id: BackendId) {
+        let (w, b) = word_bit(id);
+        if let Some(word) = self.bits.get_mut(w) {
+            *word &= !b;
+        }
+    }
+
+    /// Number of inactive ids.
+    pub fn count(&self) -> usize {
+        self.bits.iter().map(|w| w.count_ones() as usize).sum()
+    }
+}
+
+impl FromIterator<BackendId> for InactiveSet {
+    fn from_iter<I: IntoIterator<Item = BackendId>>(iter: I) -> InactiveSet {
+        let mut s = InactiveSet::new();
+        for id in iter {
+            s.mark_inactive(id);
+        }
+        s
+    }
+}
+
+impl Health for InactiveSet {
+    #[inline]
+    fn is_active(&self, id: BackendId) -> bool {
+        let (w, b) = word_bit(id);
+        self.bits.get(w).map_or(true, |word| word & b == 0)
+    }
+}
+
+/// The shared, lock-free health state: one bit per [`BackendId`] (set =
+/// inactive), sized when the config is loaded and shared by every worker
+/// (e.g. in an `Arc`).
+///
+/// Readers do one `Relaxed` load per destination examined; nothing else is
+/// published through these bits, so no stronger ordering is needed, and a
+/// worker that sees a change one message late is harmless. Writers (probing,
+/// admin) are rare and use atomic `fetch_or`/`fetch_and`, so concurrent
+/// writers of neighbouring ids never lose each other's updates.
+#[derive(Debug, Default)]
+pub struct HealthTable {
+    bits: Box<[AtomicU64]>,
+    capacity: u32,
+}
+
+impl HealthTable {
+    /// A table for ids `0..capacity`, all active.
+    pub fn new(capacity: u32) -> HealthTable {
+        let words = capacity.div_ceil(64) as usize;
+        HealthTable {
+            bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            capacity,
+        }
+    }
+
+    /// Ids `0..capacity()` are tracked; others always read as active.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Sets the state of `id`. Returns the previous state (`true` = was
+    /// active), so callers can count transitions, or `None` when `id` is out
+    /// of range (nothing changes).
+    pub fn set_active(&self, id: BackendId, active: bool) -> Option<bool> {
+        if id.0 >= self.capacity {
+            return None;
+        }
+        let (w, b) = word_bit(id);
+        let word = self.bits.get(w)?;
+        let prev = if active {
+            word.fetch_and(!b, Ordering::Relaxed)
+        } else {
+            word.fetch_or(b, Ordering::Relaxed)
+        };
+        Some(prev & b == 0)
+    }
+
+    /// The ids currently inactive, ascending.
+    pub fn inactive(&self) -> impl Iterator<Item = BackendId> + '_ {
+        (0..self.capacity)
+            .map(BackendId)
+            .filter(move |&id| !self.is_active(id))
+    }
+}
+
+impl Health for HealthTable {
+    #[inline]
+    fn is_active(&self, id: BackendId) -> bool {
+        let (w, b) = word_bit(id);
+        self.bits
+            .get(w)
+            .map_or(true, |word| word.load(Ordering::Relaxed) & b == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmarked_ids_are_active_like_kamailio_default_state() {
+        assert!(AllActive.is_active(BackendId(7)));
+        assert!(InactiveSet::new().is_active(BackendId(1000)));
+        assert!(HealthTable::new(10).is_active(BackendId(3)));
+        assert!(HealthTable::new(10).is_active(BackendId(10_000)));
+    }
+
+    #[test]
+    fn inactive_set_marks_and_clears_across_words() {
+        let mut s: InactiveSet = [BackendId(1), BackendId(64), BackendId(130)]
+            .into_iter()
+            .collect();
+        assert_eq!(s.count(), 3);
+        assert!(!s.is_active(BackendId(64)));
+        assert!(s.is_active(BackendId(65)));
+        s.mark_active(BackendId(64));
+        s.mark_active(BackendId(5000));
+        assert!(s.is_active(BackendId(64)));
+        assert_eq!(s.count(), 2);
+    }
+
+    #[test]
+    fn health_table_reports_transitions_and_ignores_out_of_range() {
+        let t = HealthTable::new(70);
+        assert_eq!(t.set_active(BackendId(69), false), Some(true));
+        assert_eq!(t.set_active(BackendId(69), false), Some(false));
+        assert!(!t.is_active(BackendId(69)));
+        assert!(t.is_active(BackendId(5)));
+        assert_eq!(t.inactive().collect::<Vec<_>>(), [BackendId(69)]);
+        assert_eq!(t.set_active(BackendId(69), true), Some(false));
+        assert!(t.is_active(BackendId(69)));
+        assert_eq!(t.set_active(BackendId(70), false), None);
+        assert!(t.is_active(BackendId(70)));
+        let shared = Arc::new(t);
+        assert!(Health::is_active(&shared, BackendId(1)));
+    }
+
+    #[test]
+    fn health_table_is_shared_between_threads() {
+        let t = Arc::new(HealthTable::new(128));
+        let writers: Vec<_> = (0..4u32)
+            .map(|k| {
+                let t = Arc::clone(&t);
+                std::thread::spawn(move || {
+                    for id in (k..128).step_by(4) {
+                        t.set_active(BackendId(id), false);
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(t.inactive().count(), 128);
+    }
+}
