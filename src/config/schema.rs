@@ -1,0 +1,957 @@
+//! The validated configuration: the typed structs the rest of sipfront
+//! reads, their defaults, and the parsers for the values that are written
+//! as strings (listen addresses, `host[:port]`, algorithm names, domain
+//! patterns). A [`Config`] only exists after validation, so every value
+//! here is known to be usable; `docs/configuration.md` documents each key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use crate::sip::host::{parse_host_port, Host};
+
+// ---- defaults (documented once, in docs/configuration.md) ----
+
+pub const DEFAULT_LISTEN: &str = "udp:0.0.0.0:5060";
+pub const DEFAULT_EGRESS_PORT_BASE: u16 = 0;
+pub const DEFAULT_SOCKET_BUFFER: usize = 8 * 1024 * 1024;
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+pub const DEFAULT_RECORD_ROUTE: bool = true;
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65535;
+pub const DEFAULT_MAX_HEADERS: usize = 128;
+pub const DEFAULT_MAX_FORWARDS: u8 = 70;
+pub const DEFAULT_SET: &str = "default";
+pub const DEFAULT_ALGORITHM: &str = "call-id";
+pub const DEFAULT_SETID: u32 = 1;
+pub const DEFAULT_WEIGHT: u32 = 1;
+pub const DEFAULT_PRIORITY: i32 = 0;
+/// Port of a destination URI without one (RFC 3261 §19.1.2).
+pub const DEFAULT_SIP_PORT: u16 = 5060;
+
+// ---- bounds ----
+
+pub const MIN_MAX_MESSAGE_SIZE: usize = 1024;
+pub const MAX_MAX_MESSAGE_SIZE: usize = 65535;
+/// A request carries at least six headers (RFC 3261 §8.1.1: To, From,
+/// CSeq, Call-ID, Max-Forwards, Via).
+pub const MIN_MAX_HEADERS: usize = 6;
+pub const MAX_MAX_HEADERS: usize = 4096;
+pub const MAX_WEIGHT: u32 = 65535;
+/// setsockopt takes an `int`.
+pub const MAX_SOCKET_BUFFER: usize = i32::MAX as usize;
+
+/// The whole validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub proxy: ProxyConfig,
+    pub routing: RoutingConfig,
+    /// In file order; names are unique.
+    pub backend_sets: Vec<BackendSetConfig>,
+    /// The config file that was read, if any.
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// The backend set named `name`.
+    pub fn backend_set(&self, name: &str) -> Option<&BackendSetConfig> {
+        self.backend_sets.iter().find(|s| s.name == name)
+    }
+
+    /// The set used when no rule matches (`routing.default`); it always
+    /// exists in a validated config.
+    pub fn default_set(&self) -> Option<&BackendSetConfig> {
+        self.backend_set(&self.routing.default)
+    }
+
+    /// A human summary of what will run, for `--check-config` and the
+    /// startup log.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let sv = &self.server;
+        let listen: Vec<String> = sv.listen.iter().map(Listen::to_string).collect();
+        let _ = writeln!(
+            s,
+            "server: {} workers ({}), io_driver {}, listen {}",
+            sv.worker_count(),
+            sv.workers,
+            sv.io_driver,
+            listen.join(" ")
+        );
+        if let Some(a) = &sv.advertise {
+            let _ = writeln!(s, "  advertise {a}");
+        }
+        for l in &sv.listen {
+            let n = sv.worker_count();
+            let first = sv.egress_port(l, 0);
+            let last = sv.egress_port(l, n.saturating_sub(1));
+            let _ = writeln!(
+                s,
+                "  egress for {l}: {}:{}..{}",
+                l.addr.ip(),
+                first.unwrap_or(0),
+                last.unwrap_or(0)
+            );
+        }
+        let p = &self.proxy;
+        let _ = writeln!(
+            s,
+            "proxy: {}, record_route {}, max_message_size {}, max_headers {}, max_forwards {}",
+            p.mode,
+            if p.record_route { "on" } else { "off" },
+            p.max_message_size,
+            p.max_headers,
+            p.max_forwards
+        );
+        let _ = writeln!(s, "log: {} at {}", self.log.format, self.log.level);
+        let _ = writeln!(s, "backend sets: {}", self.backend_sets.len());
+        for set in &self.backend_sets {
+            let from = match &set.list_file {
+                Some(f) => format!(", setid {} of {}", set.setid, f.display()),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  set \"{}\": algorithm {}, {} destination(s){from}",
+                set.name,
+                set.algorithm,
+                set.destinations.len()
+            );
+            for d in &set.destinations {
+                let mut line = format!(
+                    "    {} -> {} weight {} priority {}",
+                    d.uri, d.addr, d.weight, d.priority
+                );
+                if !d.attrs.is_empty() {
+                    let attrs: Vec<String> =
+                        d.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    line.push_str(" attrs ");
+                    line.push_str(&attrs.join(";"));
+                }
+                let _ = writeln!(s, "{line}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "routing: {} rule(s), default set \"{}\"",
+            self.routing.rules.len(),
+            self.routing.default
+        );
+        for (i, r) in self.routing.rules.iter().enumerate() {
+            let _ = writeln!(s, "  rule {}: {} -> set \"{}\"", i + 1, r.describe(), r.set);
+        }
+        s
+    }
+}
+
+// ---- [server] ----
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub workers: Workers,
+    pub io_driver: IoDriver,
+    /// At least one.
+    pub listen: Vec<Listen>,
+    /// Written in Via/Record-Route instead of the listen address.
+    pub advertise: Option<Advertise>,
+    /// 0: worker `w` sends from `listen_port + 1 + w`; else `base + w`.
+    pub egress_port_base: u16,
+    /// SO_RCVBUF bytes per socket; 0 leaves the kernel default.
+    pub recv_buffer: usize,
+    /// SO_SNDBUF bytes per socket; 0 leaves the kernel default.
+    pub send_buffer: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            workers: Workers::Auto,
+            io_driver: IoDriver::Auto,
+            listen: vec![DEFAULT_LISTEN.parse().expect("default listen parses")],
+            advertise: None,
+            egress_port_base: DEFAULT_EGRESS_PORT_BASE,
+            recv_buffer: DEFAULT_SOCKET_BUFFER,
+            send_buffer: DEFAULT_SOCKET_BUFFER,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The number of workers that will run (`auto` resolved to the CPUs
+    /// this process may use).
+    pub fn worker_count(&self) -> usize {
+        self.workers.count()
+    }
+
+    /// The port worker `worker` sends to backends from, on `listen`'s IP:
+    /// `listen_port + 1 + worker`, or `egress_port_base + worker` when a
+    /// base is set. `None` if it does not fit in a port (validation rules
+    /// that out for `worker < worker_count()`).
+    pub fn egress_port(&self, listen: &Listen, worker: usize) -> Option<u16> {
+        let w = u32::try_from(worker).ok()?;
+        let p = if self.egress_port_base == 0 {
+            u32::from(listen.addr.port()) + 1 + w
+        } else {
+            u32::from(self.egress_port_base) + w
+        };
+        u16::try_from(p).ok()
+    }
+}
+
+/// `workers = "auto" | N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    /// One per CPU this process may run on.
+    Auto,
+    /// Always >= 1.
+    N(usize),
+}
+
+impl Workers {
+    /// The resolved count (`Auto` → `std::thread::available_parallelism`).
+    pub fn count(&self) -> usize {
+        match *self {
+            Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            Workers::N(n) => n,
+        }
+    }
+}
+
+impl FromStr for Workers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("auto") {
+            return Ok(Workers::Auto);
+        }
+        match t.parse::<usize>() {
+            Ok(0) => Err("workers must be >= 1 (or \"auto\")".into()),
+            Ok(n) => Ok(Workers::N(n)),
+            Err(_) => Err(format!("{s:?}: expected \"auto\" or an integer >= 1")),
+        }
+    }
+}
+
+impl fmt::Display for Workers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workers::Auto => f.write_str("auto"),
+            Workers::N(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// `io_driver`: which per-core I/O loop runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IoDriver {
+    /// Probe io_uring at startup, fall back to portable.
+    #[default]
+    Auto,
+    /// io_uring (glommio); fail if the kernel or seccomp forbids it.
+    Uring,
+    /// recvmmsg/sendmmsg, works under Docker's default seccomp profile.
+    Portable,
+}
+
+impl FromStr for IoDriver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(IoDriver::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(IoDriver::Uring),
+            "portable" => Ok(IoDriver::Portable),
+            _ => Err(format!("{s:?}: expected one of auto, uring, portable")),
+        }
+    }
+}
+
+impl fmt::Display for IoDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoDriver::Auto => "auto",
+            IoDriver::Uring => "uring",
+            IoDriver::Portable => "portable",
+        })
+    }
+}
+
+/// Transports sipfront listens on. UDP only for now; the others are
+/// rejected with a clear message rather than silently ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+        })
+    }
+}
+
+/// A listen socket: `udp:IP:PORT` (Kamailio's `listen=` syntax; IPv6 as
+/// `udp:[::1]:5060`). The transport prefix may be omitted (UDP) and the
+/// port too (5060).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Listen {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("empty listen address; expected udp:IP:PORT".into());
+        }
+        let lower = t.to_ascii_lowercase();
+        let rest = if lower.starts_with("udp:") {
+            &t[4..]
+        } else {
+            for other in ["tcp:", "tls:", "sctp:", "ws:", "wss:"] {
+                if lower.starts_with(other) {
+                    return Err(format!(
+                        "{s:?}: transport {} is not supported yet (only udp)",
+                        &other[..other.len() - 1]
+                    ));
+                }
+            }
+            t
+        };
+        if rest.parse::<std::net::Ipv6Addr>().is_ok() {
+            // `::1:5060` is a valid IPv6 address: require brackets so a
+            // port is never read as part of the address.
+            return Err(format!(
+                "{s:?}: write an IPv6 address in brackets: udp:[{rest}] (or udp:[ADDR]:PORT)"
+            ));
+        }
+        let addr = if let Ok(a) = rest.parse::<SocketAddr>() {
+            a
+        } else if let Ok(ip) = rest.parse::<std::net::Ipv4Addr>() {
+            SocketAddr::new(IpAddr::V4(ip), DEFAULT_SIP_PORT)
+        } else if let Some(ip) = rest
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|r| r.parse::<IpAddr>().ok())
+        {
+            SocketAddr::new(ip, DEFAULT_SIP_PORT)
+        } else {
+            return Err(listen_reason(s, rest));
+        };
+        if addr.port() == 0 {
+            return Err(format!(
+                "{s:?}: port 0 is not allowed; give the port to listen on"
+            ));
+        }
+        Ok(Listen {
+            transport: Transport::Udp,
+            addr,
+        })
+    }
+}
+
+/// Why `rest` (after the transport) is not `IP[:PORT]`.
+fn listen_reason(s: &str, rest: &str) -> String {
+    let (host, port) = match rest.rfind(':') {
+        Some(i) if !rest.starts_with('[') || rest[..i].ends_with(']') => {
+            (&rest[..i], Some(&rest[i + 1..]))
+        }
+        _ => (rest, None),
+    };
+    if let Some(p) = port {
+        if host.parse::<IpAddr>().is_ok()
+            || host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .is_some_and(|h| h.parse::<IpAddr>().is_ok())
+        {
+            return if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{s:?}: port out of range (1..=65535)")
+            } else {
+                format!("{s:?}: bad port {p:?}")
+            };
+        }
+    }
+    if rest.contains("::") && !rest.starts_with('[') {
+        return format!("{s:?}: write an IPv6 address in brackets: udp:[{rest}]:5060");
+    }
+    format!("{s:?}: expected udp:IP:PORT with an IP address (a host name cannot be listened on)")
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// `advertise = "host[:port]"`: the address written in Via and
+/// Record-Route (Kamailio's `listen=... advertise ...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advertise {
+    /// An IP (IPv6 without brackets) or a host name.
+    pub host: String,
+    /// The listen port when `None`.
+    pub port: Option<u16>,
+}
+
+impl FromStr for Advertise {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        match parse_host_port(t.as_bytes()) {
+            Some((host, port)) => Ok(Advertise {
+                host: match host {
+                    Host::V4(a) => a.to_string(),
+                    Host::V6(a) => a.to_string(),
+                    Host::Name(n) => String::from_utf8_lossy(n).into_owned(),
+                },
+                port,
+            }),
+            None => {
+                if t.parse::<std::net::Ipv6Addr>().is_ok() {
+                    Err(format!("{s:?}: write an IPv6 address in brackets: [{t}]"))
+                } else {
+                    Err(format!(
+                        "{s:?}: expected host[:port] (an IP, [IPv6] or host name; port 1..=65535)"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Advertise {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(p) => write!(f, "{host}:{p}"),
+            None => f.write_str(&host),
+        }
+    }
+}
+
+// ---- [log] ----
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `error|warn|info|debug|trace` or a tracing `EnvFilter` directive
+    /// such as `info,sipfront::proxy=debug`; checked to parse.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: DEFAULT_LOG_LEVEL.into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "human" | "text" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("{s:?}: expected human or json")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+/// Checks a log level or `EnvFilter` directive; the five plain levels are
+/// returned lowercased.
+pub fn parse_log_level(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "error" | "warn" | "info" | "debug" | "trace" | "off"
+    ) {
+        return Ok(lower);
+    }
+    if t.is_empty() {
+        return Err("empty log level; expected error, warn, info, debug or trace".into());
+    }
+    match tracing_subscriber::EnvFilter::builder().parse(t) {
+        Ok(_) => Ok(t.to_string()),
+        Err(e) => Err(format!(
+            "{s:?}: not a level (error, warn, info, debug, trace) nor an EnvFilter directive: {e}"
+        )),
+    }
+}
+
+// ---- [proxy] ----
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    pub mode: ProxyMode,
+    /// Add Record-Route to dialog-creating requests.
+    pub record_route: bool,
+    /// Bytes; larger requests get 513 (RFC 3261 §21.5.14).
+    pub max_message_size: usize,
+    /// Header lines per message.
+    pub max_headers: usize,
+    /// Inserted when a request has no Max-Forwards (RFC 3261 §16.6 step 3).
+    pub max_forwards: u8,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            mode: ProxyMode::Stateless,
+            record_route: DEFAULT_RECORD_ROUTE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_forwards: DEFAULT_MAX_FORWARDS,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// No per-call state (Kamailio `forward()`/stateless dispatcher).
+    #[default]
+    Stateless,
+    /// RFC 3261 §17 transactions (Kamailio `t_relay()`).
+    Stateful,
+}
+
+impl FromStr for ProxyMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "stateless" => Ok(ProxyMode::Stateless),
+            "stateful" => Ok(ProxyMode::Stateful),
+            _ => Err(format!("{s:?}: expected stateless or stateful")),
+        }
+    }
+}
+
+impl fmt::Display for ProxyMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProxyMode::Stateless => "stateless",
+            ProxyMode::Stateful => "stateful",
+        })
+    }
+}
+
+// ---- [routing] ----
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// The backend set used when no rule matches; exists.
+    pub default: String,
+    /// Ordered; the first rule whose matchers all match wins.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// One `[[routing.rule]]`. Every matcher given must match; a rule with
+/// none matches every request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleConfig {
+    /// The backend set to use; exists.
+    pub set: String,
+    /// Method tokens, compared case-sensitively (RFC 3261 §7.1); empty = any.
+    pub methods: Vec<String>,
+    /// The R-URI user part starts with this (compared on the raw user).
+    pub ruri_user_prefix: Option<String>,
+    /// The R-URI host matches this pattern.
+    pub ruri_domain: Option<DomainPattern>,
+    /// The packet's source IP is in one of these networks; empty = any.
+    pub source: Vec<IpNet>,
+    pub header: Option<HeaderMatch>,
+}
+
+impl RuleConfig {
+    /// `methods INVITE,BYE ruri_user_prefix "+44" ...`, or `any request`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.methods.is_empty() {
+            parts.push(format!("methods {}", self.methods.join(",")));
+        }
+        if let Some(p) = &self.ruri_user_prefix {
+            parts.push(format!("ruri_user_prefix {p:?}"));
+        }
+        if let Some(d) = &self.ruri_domain {
+            parts.push(format!("ruri_domain {:?}", d.to_string()));
+        }
+        if !self.source.is_empty() {
+            let s: Vec<String> = self.source.iter().map(IpNet::to_string).collect();
+            parts.push(format!("source {}", s.join(",")));
+        }
+        if let Some(h) = &self.header {
+            parts.push(match &h.value {
+                HeaderValueMatch::Present => format!("header {} present", h.name),
+                HeaderValueMatch::Equals(v) => format!("header {} = {v:?}", h.name),
+                HeaderValueMatch::Prefix(v) => format!("header {} starts with {v:?}", h.name),
+            });
+        }
+        if parts.is_empty() {
+            "any request".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// `ruri_domain`: `example.com` (exact), `*.example.com` (any subdomain,
+/// not `example.com` itself) or `*` (any). Case-insensitive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainPattern {
+    Any,
+    /// Lowercased.
+    Exact(String),
+    /// Lowercased, with the leading dot: `.example.com`.
+    Suffix(String),
+}
+
+impl DomainPattern {
+    /// Whether `host` (as written in the R-URI; a trailing dot and IPv6
+    /// brackets are ignored) matches.
+    pub fn matches(&self, host: &str) -> bool {
+        let h = host.strip_suffix('.').unwrap_or(host);
+        let h = h
+            .strip_prefix('[')
+            .and_then(|x| x.strip_suffix(']'))
+            .unwrap_or(h);
+        match self {
+            DomainPattern::Any => true,
+            DomainPattern::Exact(d) => h.eq_ignore_ascii_case(d),
+            DomainPattern::Suffix(s) => {
+                h.len() > s.len()
+                    && h.is_char_boundary(h.len() - s.len())
+                    && h[h.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        }
+    }
+}
+
+impl FromStr for DomainPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t == "*" {
+            return Ok(DomainPattern::Any);
+        }
+        let (wild, name) = match t.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let ok_name = crate::sip::host::parse_host(name.as_bytes()).is_some()
+            || name
+                .strip_prefix('[')
+                .and_then(|x| x.strip_suffix(']'))
+                .is_some_and(|x| x.parse::<std::net::Ipv6Addr>().is_ok());
+        if name.is_empty() || name.contains('*') || !ok_name {
+            return Err(format!(
+                "{s:?}: expected a domain (example.com), *.example.com or *"
+            ));
+        }
+        let name = name.to_ascii_lowercase();
+        Ok(if wild {
+            DomainPattern::Suffix(format!(".{name}"))
+        } else {
+            DomainPattern::Exact(
+                name.strip_prefix('[')
+                    .and_then(|x| x.strip_suffix(']'))
+                    .map_or(name.clone(), str::to_string),
+            )
+        })
+    }
+}
+
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainPattern::Any => f.write_str("*"),
+            DomainPattern::Exact(d) => f.write_str(d),
+            DomainPattern::Suffix(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
+/// `header = { name = "X-Tenant", value = "acme" }` (or `prefix = ...`,
+/// or only `name`: the header is present).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderMatch {
+    /// A token; compared case-insensitively (RFC 3261 §7.3.5).
+    pub name: String,
+    pub value: HeaderValueMatch,
+}
+
+/// How a header's value is matched: the first header of that name, its
+/// value with surrounding whitespace trimmed, compared byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderValueMatch {
+    Present,
+    Equals(String),
+    Prefix(String),
+}
+
+// ---- [[backend_set]] ----
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendSetConfig {
+    /// Unique; `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    /// The canonical kebab-case name of a selection algorithm (Kamailio
+    /// numbers are mapped to it): one of [`ALGORITHM_NAMES`].
+    pub algorithm: String,
+    /// The Kamailio dispatcher.list the destinations of `setid` came from,
+    /// resolved against the config file's directory.
+    pub list_file: Option<PathBuf>,
+    pub setid: u32,
+    /// At least one; the inline ones first, then the list file's, in order.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// One backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationConfig {
+    /// As written: `sip:host[:port][;params]`.
+    pub uri: String,
+    /// Resolved when the config was loaded.
+    pub addr: SocketAddr,
+    /// 1..=65535; a relative share for the weighted algorithms.
+    pub weight: u32,
+    /// Lower values are tried first (like DNS SRV). A dispatcher.list's
+    /// priorities are negated on import, since Kamailio tries the highest
+    /// first.
+    pub priority: i32,
+    /// Free-form; from a dispatcher.list, every attr but `weight`, plus
+    /// `disabled=1` when flag 4 (admin disabled) was set.
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// The selection algorithms by canonical name, with their Kamailio
+/// `ds_select_dst` number where one exists.
+pub const ALGORITHMS: &[(&str, Option<u8>, &str)] = &[
+    ("call-id", Some(0), "hash over Call-ID"),
+    ("from", Some(1), "hash over the From URI"),
+    ("to", Some(2), "hash over the To URI"),
+    ("ruri", Some(3), "hash over the Request-URI"),
+    ("ruri-user", None, "hash over the Request-URI user"),
+    ("round-robin", Some(4), "next destination in turn"),
+    ("random", Some(6), "random destination"),
+    (
+        "priority",
+        Some(8),
+        "first destination by priority, next on failure",
+    ),
+    ("weighted", Some(9), "random, proportional to weight"),
+    ("source-ip", None, "hash over the source IP"),
+    (
+        "priority-weighted",
+        Some(15),
+        "by priority tier, weighted inside a tier",
+    ),
+];
+
+/// The canonical algorithm names, in [`ALGORITHMS`] order.
+pub const ALGORITHM_NAMES: &[&str] = &[
+    "call-id",
+    "from",
+    "to",
+    "ruri",
+    "ruri-user",
+    "round-robin",
+    "random",
+    "priority",
+    "weighted",
+    "source-ip",
+    "priority-weighted",
+];
+
+/// Maps an algorithm name (any case) or Kamailio number to its canonical
+/// name. Kamailio 11 (relative weights) maps to `weighted`, whose weights
+/// are relative shares.
+pub fn canonical_algorithm(s: &str) -> Result<&'static str, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<u32>() {
+        if let Some((name, _, _)) = ALGORITHMS
+            .iter()
+            .find(|(_, k, _)| k.map(u32::from) == Some(n))
+        {
+            return Ok(name);
+        }
+        // Kamailio 11 (relative weight, `rweight`) is what `weighted` does.
+        if n == 11 {
+            return Ok("weighted");
+        }
+        let what = match n {
+            5 => " (auth username hash)",
+            7 => " (hash over a pseudo-variable)",
+            10 => " (call load)",
+            12 => " (parallel forking)",
+            13 => " (latency)",
+            14 => " (round robin/serial)",
+            64 => " (overload control)",
+            _ => "",
+        };
+        return Err(format!(
+            "Kamailio algorithm {n}{what} is not supported; supported: {}",
+            algorithm_list()
+        ));
+    }
+    ALGORITHMS
+        .iter()
+        .find(|(name, _, _)| name.eq_ignore_ascii_case(t))
+        .map(|(name, _, _)| *name)
+        .ok_or_else(|| {
+            format!(
+                "unknown algorithm {s:?}; expected one of {}",
+                algorithm_list()
+            )
+        })
+}
+
+/// `call-id (0), from (1), ..., ruri-user, ...`.
+pub fn algorithm_list() -> String {
+    ALGORITHMS
+        .iter()
+        .map(|(name, n, _)| match n {
+            Some(9) => format!("{name} (9 or 11)"),
+            Some(n) => format!("{name} ({n})"),
+            None => (*name).to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        let l: Listen = "udp:0.0.0.0:5060".parse().unwrap();
+        assert_eq!(l.addr, "0.0.0.0:5060".parse().unwrap());
+        assert_eq!(l.to_string(), "udp:0.0.0.0:5060");
+        let l: Listen = "udp:[::1]:5062".parse().unwrap();
+        assert_eq!(l.addr, "[::1]:5062".parse().unwrap());
+        assert_eq!(l.to_string(), "udp:[::1]:5062");
+        let l: Listen = "UDP:10.0.0.1".parse().unwrap();
+        assert_eq!(l.addr.port(), 5060);
+        let l: Listen = "10.0.0.1:5070".parse().unwrap();
+        assert_eq!(l.addr.port(), 5070);
+        let l: Listen = "udp:[::]".parse().unwrap();
+        assert_eq!(l.addr, "[::]:5060".parse().unwrap());
+    }
+
+    #[test]
+    fn listen_errors() {
+        let e = |s: &str| s.parse::<Listen>().unwrap_err();
+        assert!(e("tcp:1.2.3.4:5060").contains("transport tcp is not supported"));
+        assert!(e("udp:1.2.3.4:99999").contains("port out of range"));
+        assert!(e("udp:1.2.3.4:x").contains("bad port"));
+        assert!(e("udp:1.2.3.4:0").contains("port 0"));
+        assert!(e("udp:::1:5060").contains("brackets"));
+        assert!(e("udp:::1").contains("brackets"));
+        assert!(e("udp:example.com:5060").contains("IP address"));
+        assert!(e("").contains("empty"));
+    }
+
+    #[test]
+    fn workers_parse() {
+        assert_eq!("auto".parse::<Workers>().unwrap(), Workers::Auto);
+        assert_eq!("4".parse::<Workers>().unwrap(), Workers::N(4));
+        assert!("0".parse::<Workers>().unwrap_err().contains(">= 1"));
+        assert!("many".parse::<Workers>().is_err());
+        assert!(Workers::Auto.count() >= 1);
+    }
+
+    #[test]
+    fn advertise_parse() {
+        let a: Advertise = "sip.example.com:5080".parse().unwrap();
+        assert_eq!(a.host, "sip.example.com");
+        assert_eq!(a.port, Some(5080));
+        let a: Advertise = "[2001:db8::1]".parse().unwrap();
+        assert_eq!(a.host, "2001:db8::1");
+        assert_eq!(a.to_string(), "[2001:db8::1]");
+        assert!("2001:db8::1"
+            .parse::<Advertise>()
+            .unwrap_err()
+            .contains("brackets"));
+        assert!("1.2.3.4:70000".parse::<Advertise>().is_err());
+        assert!("".parse::<Advertise>().is_err());
+    }
+
+    #[test]
+    fn algorithms() {
+        assert_eq!(canonical_algorithm("0").unwrap(), "call-id");
+        assert_eq!(canonical_algorithm("4").unwrap(), "round-robin");
+        assert_eq!(canonical_algorithm("9").unwrap(), "weighted");
+        assert_eq!(canonical_algorithm("11").unwrap(), "weighted");
+        assert!(algorithm_list().contains("weighted (9 or 11)"));
+        assert_eq!(canonical_algorithm("15").unwrap(), "priority-weighted");
+        assert_eq!(canonical_algorithm("Round-Robin").unwrap(), "round-robin");
+        assert_eq!(canonical_algorithm("source-ip").unwrap(), "source-ip");
+        assert!(canonical_algorithm("10").unwrap_err().contains("call load"));
+        assert!(canonical_algorithm("hash")
+            .unwrap_err()
+            .contains("unknown algorithm"));
+        for (i, (name, _, _)) in ALGORITHMS.iter().enumerate() {
+            assert_eq!(ALGORITHM_NAMES[i], *name);
+        }
+    }
+
+    #[test]
+    fn domain_patterns() {
+        let p: DomainPattern = "*.Example.com".parse().unwrap();
+        assert!(p.matches("a.example.com"));
+        assert!(p.matches("b.a.EXAMPLE.com."));
+        assert!(!p.matches("example.com"));
+        assert!(!p.matches("badexample.com"));
+        let p: DomainPattern = "example.com".parse().unwrap();
+        assert!(p.matches("EXAMPLE.com"));
+        assert!(!p.matches("a.example.com"));
+        assert!("*".parse::<DomainPattern>().unwrap().matches("x"));
+        assert!("a.*.com".parse::<DomainPattern>().is_err());
+        assert!("exa mple.com".parse::<DomainPattern>().is_err());
+        let p: DomainPattern = "10.0.0.1".parse().unwrap();
+        assert!(p.matches("10.0.0.1"));
+    }
+
+    #[test]
+    fn log_levels() {
+        assert_eq!(parse_log_level("INFO").unwrap(), "info");
+        assert_eq!(
+            parse_log_level("info,sipfront::proxy=debug").unwrap(),
+            "info,sipfront::proxy=debug"
+        );
+        assert!(parse_log_level("verbose=").is_err() || parse_log_level("[").is_err());
+        assert!(parse_log_level("").is_err());
+    }
+}
