@@ -3,4 +3,10 @@
 //! The library holds the sans-I/O protocol cores; the binary wires them to
 //! sockets. See `docs/architecture.md` for the map.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod proxy;
+pub mod runtime;
 pub mod sip;

@@ -308,7 +308,14 @@ impl<'a> Message<'a> {
             Err(_) if relaxed && !buf[pos..].starts_with(b"SIP/") => {
                 let line = &buf[pos..sl_end];
                 let sp1 = memchr::memchr(b' ', line).ok_or(SipError::BadStartLine)?;
-                let sp2 = memchr::memrchr(b' ', line).unwrap_or(sp1);
+                let sp2 = memchr::memrchr(b' ', scan::trim_end(line)).unwrap_or(sp1);
+                // Only something that still reads as a SIP request line.
+                if !scan::trim(&line[sp2..])
+                    .get(..4)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"))
+                {
+                    return Err(SipError::BadStartLine);
+                }
                 StartLine::Request(RequestLine {
                     method: Method::from_bytes(&line[..sp1]).unwrap_or(Method::Other),
                     method_span: Span::new(pos, pos + sp1),
@@ -874,13 +881,19 @@ v=0\n";
     #[test]
     fn relaxed_parse_reads_headers_for_a_reply_rfc3261_8_2_6() {
         let bad = b"OPTIONS sip:a@b SIP/7.0\r\nCall-ID: x\r\nl: 99\r\n\r\nab";
-        assert_eq!(Message::parse(bad).err(), Some(SipError::VersionNotSupported));
+        assert_eq!(
+            Message::parse(bad).err(),
+            Some(SipError::VersionNotSupported)
+        );
         let m = Message::parse_relaxed(bad, &Limits::default()).unwrap();
         assert_eq!(m.method(), Some(Method::Options));
         assert_eq!(m.call_id().unwrap(), b"x");
         assert_eq!(m.body(), b"ab");
-        let m = Message::parse_relaxed(b"INVITE  sip:a@b SIP/2.0 \r\nCall-ID: y\r\n\r\n", &Limits::default())
-            .unwrap();
+        let m = Message::parse_relaxed(
+            b"INVITE  sip:a@b SIP/2.0 \r\nCall-ID: y\r\n\r\n",
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(m.method(), Some(Method::Invite));
         // Responses and lines with no SP are still refused.
         assert!(Message::parse_relaxed(b"SIP/2.0 2000 X\r\n\r\n", &Limits::default()).is_err());

@@ -83,7 +83,12 @@ fn check_single(m: &Message<'_>) -> Result<(), SipError> {
 /// List headers are `1#element` (RFC 3261 §7.3.1, §25.1): an empty line or
 /// an empty element between commas is malformed (RFC 4475 §3.1.2.1 badinv01).
 fn no_empty_elements(m: &Message<'_>) -> Result<(), SipError> {
-    for name in [HeaderName::Via, HeaderName::Route, HeaderName::RecordRoute, HeaderName::Contact] {
+    for name in [
+        HeaderName::Via,
+        HeaderName::Route,
+        HeaderName::RecordRoute,
+        HeaderName::Contact,
+    ] {
         for h in m.headers_named(name) {
             if CommaSplit::new(m.slice(h.value())).any(|e| trim(e).is_empty()) {
                 return Err(SipError::BadHeader(name));

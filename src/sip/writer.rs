@@ -344,7 +344,10 @@ Content-Length: 0\r\n\r\n";
         let msg = b"BYE sip:b@x SIP/2.0\r\nRoute: <sip:lb1;lr>\r\nRoute: <sip:lb2;lr>, <sip:core;lr>, <sip:edge;lr>\r\nCall-ID: x\r\n\r\n";
         let m = Message::parse(msg).unwrap();
         for (k, want) in [
-            (1, "Route: <sip:lb2;lr>, <sip:core;lr>, <sip:edge;lr>\r\nCall-ID"),
+            (
+                1,
+                "Route: <sip:lb2;lr>, <sip:core;lr>, <sip:edge;lr>\r\nCall-ID",
+            ),
             (2, "Route: <sip:core;lr>, <sip:edge;lr>\r\nCall-ID"),
             (3, "Route: <sip:edge;lr>\r\nCall-ID"),
         ] {
@@ -462,7 +465,8 @@ Content-Length: 0\r\n\r\n";
             ..Default::default()
         };
         build_reply(&m, StatusCode::BAD_REQUEST, &opts, &mut out).unwrap();
-        assert!(String::from_utf8_lossy(&out).contains("Via: \r\nVia: SIP/2.0/UDP h;rport=9;received=192.0.2.1\r\n"));
+        assert!(String::from_utf8_lossy(&out)
+            .contains("Via: \r\nVia: SIP/2.0/UDP h;rport=9;received=192.0.2.1\r\n"));
     }
 
     #[test]

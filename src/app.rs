@@ -1,0 +1,101 @@
+//! Wiring from the validated configuration to the runtime: backend sets and
+//! rules for the dispatcher, proxy and runtime settings. The binary calls
+//! this; tests call it too.
+
+use crate::config::{self, Config};
+use crate::dispatch::{
+    self, Algorithm, BackendId, BackendSet, Destination, HealthTable, Rule, Rules,
+};
+use crate::proxy::{ProxyConfig, Routing};
+use crate::runtime::{DriverChoice, RuntimeConfig};
+use crate::sip::Limits;
+use std::str::FromStr;
+
+/// Builds the routing snapshot. Destination ids are unique across sets, so
+/// one health table covers them all.
+pub fn routing(cfg: &Config) -> Result<Routing, String> {
+    let mut next = 0u32;
+    let mut sets = Vec::with_capacity(cfg.backend_sets.len());
+    for s in &cfg.backend_sets {
+        let alg = Algorithm::from_str(&s.algorithm).map_err(|e| e.to_string())?;
+        let mut dests = Vec::with_capacity(s.destinations.len());
+        for d in &s.destinations {
+            let mut dest = Destination::new(BackendId(next), d.uri.clone(), d.addr)
+                .with_weight(d.weight)
+                .with_priority(d.priority);
+            for (k, v) in &d.attrs {
+                dest = dest.with_attr(k.clone(), v.clone());
+            }
+            dests.push(dest);
+            next += 1;
+        }
+        sets.push(BackendSet::new(s.name.clone(), alg, dests).map_err(|e| e.to_string())?);
+    }
+    let rules: Vec<Rule<String>> = cfg
+        .routing
+        .rules
+        .iter()
+        .map(|r| Rule {
+            name: None,
+            methods: r.methods.clone(),
+            ruri_user_prefix: r.ruri_user_prefix.clone(),
+            ruri_domain: r.ruri_domain.as_ref().map(|d| d.to_string()),
+            source: r.source.clone(),
+            header: r.header.as_ref().map(|h| dispatch::rules::HeaderMatch {
+                name: h.name.clone(),
+                value: match &h.value {
+                    config::HeaderValueMatch::Equals(v) => Some(v.clone()),
+                    _ => None,
+                },
+                prefix: match &h.value {
+                    config::HeaderValueMatch::Prefix(p) => Some(p.clone()),
+                    _ => None,
+                },
+            }),
+            set: r.set.clone(),
+        })
+        .collect();
+    let rules = Rules::from_named(rules, &cfg.routing.default, &sets).map_err(|e| e.to_string())?;
+    Ok(Routing::new(sets, rules))
+}
+
+/// A health table sized for every destination of `routing`, all active.
+pub fn health(routing: &Routing) -> HealthTable {
+    let n: usize = routing.sets.iter().map(|s| s.len()).sum();
+    HealthTable::new(n as u32)
+}
+
+pub fn proxy_config(cfg: &Config) -> ProxyConfig {
+    ProxyConfig {
+        record_route: cfg.proxy.record_route,
+        max_forwards: u32::from(cfg.proxy.max_forwards),
+        max_message_size: cfg.proxy.max_message_size,
+        limits: Limits {
+            // Parse whatever UDP can carry, so an oversized request can
+            // still be answered 513.
+            max_message_size: 65_535,
+            max_headers: cfg.proxy.max_headers,
+            ..Limits::default()
+        },
+    }
+}
+
+pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
+    RuntimeConfig {
+        workers: cfg.server.workers.count(),
+        driver: match cfg.server.io_driver {
+            config::IoDriver::Auto => DriverChoice::Auto,
+            config::IoDriver::Uring => DriverChoice::Uring,
+            config::IoDriver::Portable => DriverChoice::Portable,
+        },
+        listens: cfg.server.listen.iter().map(|l| l.addr).collect(),
+        egress_port_base: cfg.server.egress_port_base,
+        recv_buffer: cfg.server.recv_buffer,
+        send_buffer: cfg.server.send_buffer,
+        advertise: cfg
+            .server
+            .advertise
+            .as_ref()
+            .map(|a| (a.host.clone(), a.port)),
+    }
+}

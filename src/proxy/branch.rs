@@ -1,0 +1,169 @@
+//! Via branches sipfront writes (RFC 3261 §8.1.1.7, §16.6 step 8, §16.11).
+//!
+//! A stateless proxy derives its branch from the request so that a
+//! retransmission, the CANCEL of an INVITE and the ACK of a non-2xx final
+//! response all get the branch the INVITE got. The inputs are those of
+//! §16.6 step 8 minus the To tag (the ACK of a non-2xx carries the tag the
+//! response added; §17.1.1.3 keeps its branch equal to the INVITE's): From
+//! tag, Call-ID, Request-URI as received, CSeq number, the received top Via,
+//! Proxy-Require and Proxy-Authorization. The branch also names the worker
+//! that sent it and the listen socket the request came in on, so a reply can
+//! be handed to that worker and sent back out of that socket.
+//!
+//! Format: `z9hG4bK` `sf` WW L HHHHHHHHHHHHHHHH — worker (2 hex digits),
+//! listen index (1 hex digit), 64-bit hash (16 hex digits).
+
+use crate::sip::{HeaderName, Message};
+use std::hash::{BuildHasher, Hasher};
+
+/// Prefix of every branch sipfront writes: the magic cookie and `sf`.
+pub const PREFIX: &[u8] = b"z9hG4bKsf";
+/// Length of a sipfront branch.
+pub const LEN: usize = PREFIX.len() + 2 + 1 + 16;
+
+/// Fixed seeds: every worker, and a restarted process, computes the same
+/// branch for the same request.
+fn hasher() -> ahash::AHasher {
+    ahash::RandomState::with_seeds(
+        0x5ec7_7a1e_0b1a_57ed,
+        0x1f0a_d3c4_9b2e_8d61,
+        0x7c15_2f9e_a3b4_c5d6,
+        0x0123_4567_89ab_cdef,
+    )
+    .build_hasher()
+}
+
+/// The stateless branch hash of a request, with `top_via` the Via value that
+/// was on top when sipfront received it (for loop detection, a Via below one
+/// of sipfront's own).
+pub fn request_hash(m: &Message<'_>, top_via: &[u8]) -> u64 {
+    let mut h = hasher();
+    let field = |h: &mut ahash::AHasher, b: &[u8]| {
+        h.write(b);
+        h.write_u8(0xff);
+    };
+    field(&mut h, m.from().ok().and_then(|f| f.tag()).unwrap_or(b""));
+    field(&mut h, m.call_id().unwrap_or(b""));
+    field(&mut h, m.request_uri().unwrap_or(b""));
+    h.write_u32(m.cseq().map(|c| c.seq).unwrap_or(0));
+    // The received top Via by what identifies it: its branch when it has
+    // the magic cookie, else sent-by and branch. Parameters sipfront adds
+    // itself (received, rport) must not change the hash, or a loop would
+    // look like a spiral.
+    match crate::sip::Via::parse(top_via) {
+        Some(v) if v.has_cookie() => field(&mut h, v.branch.unwrap_or(b"")),
+        Some(v) => {
+            field(&mut h, v.host_raw);
+            h.write_u16(v.port.unwrap_or(0));
+            field(&mut h, v.branch.unwrap_or(b""));
+        }
+        None => field(&mut h, top_via),
+    }
+    for name in [HeaderName::ProxyRequire, HeaderName::ProxyAuthorization] {
+        for v in m.values(name) {
+            field(&mut h, v);
+        }
+    }
+    h.finish()
+}
+
+/// Writes a branch into `out` (exactly [`LEN`] bytes).
+pub fn format(worker: u8, listen: u8, hash: u64, out: &mut [u8; LEN]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut i = PREFIX.len();
+    out[i] = HEX[usize::from(worker >> 4)];
+    out[i + 1] = HEX[usize::from(worker & 0xf)];
+    out[i + 2] = HEX[usize::from(listen & 0xf)];
+    i += 3;
+    for k in 0..16 {
+        out[i + k] = HEX[((hash >> (60 - 4 * k)) & 0xf) as usize];
+    }
+}
+
+/// What a sipfront branch says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    pub worker: u8,
+    pub listen: u8,
+    pub hash: u64,
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Parses a branch sipfront wrote; `None` for anyone else's.
+pub fn parse(branch: &[u8]) -> Option<Parsed> {
+    if branch.len() != LEN || !branch.starts_with(PREFIX) {
+        return None;
+    }
+    let d = &branch[PREFIX.len()..];
+    let worker = hex(d[0])? << 4 | hex(d[1])?;
+    let listen = hex(d[2])?;
+    let mut hash = 0u64;
+    for &b in &d[3..] {
+        hash = hash << 4 | u64::from(hex(b)?);
+    }
+    Some(Parsed {
+        worker,
+        listen,
+        hash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(first: &str, via: &str, extra: &str) -> Vec<u8> {
+        format!("{first}\r\nVia: {via}\r\nFrom: <sip:a@x>;tag=f1\r\nTo: <sip:b@x>{extra}\r\nCall-ID: c1\r\nCSeq: 7 {}\r\n\r\n",
+            first.split(' ').next().unwrap())
+        .into_bytes()
+    }
+
+    fn hash_of(msg: &[u8]) -> u64 {
+        let m = Message::parse(msg).unwrap();
+        let top = m.values(HeaderName::Via).next().unwrap();
+        request_hash(&m, top)
+    }
+
+    #[test]
+    fn branch_round_trip() {
+        let mut b = [0u8; LEN];
+        format(0x2a, 3, 0x0123_4567_89ab_cdef, &mut b);
+        assert_eq!(&b[..], b"z9hG4bKsf2a30123456789abcdef");
+        assert_eq!(
+            parse(&b),
+            Some(Parsed {
+                worker: 0x2a,
+                listen: 3,
+                hash: 0x0123_4567_89ab_cdef
+            })
+        );
+        assert_eq!(parse(b"z9hG4bK776asdhds"), None);
+        assert_eq!(parse(b"z9hG4bKsf2a30123456789abcdeX"), None);
+    }
+
+    #[test]
+    fn retransmission_cancel_and_non2xx_ack_share_the_branch_rfc3261_16_11() {
+        let via = "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKabc";
+        let invite = hash_of(&req("INVITE sip:b@x SIP/2.0", via, ""));
+        assert_eq!(invite, hash_of(&req("INVITE sip:b@x SIP/2.0", via, "")));
+        assert_eq!(invite, hash_of(&req("CANCEL sip:b@x SIP/2.0", via, "")));
+        // The ACK of a non-2xx carries the To tag of the response.
+        assert_eq!(invite, hash_of(&req("ACK sip:b@x SIP/2.0", via, ";tag=t9")));
+        // A new transaction (new top Via branch) gets a new branch.
+        let other = "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKdef";
+        assert_ne!(
+            invite,
+            hash_of(&req("ACK sip:b@x SIP/2.0", other, ";tag=t9"))
+        );
+        // A spiral (changed Request-URI) gets a new branch (§16.3 step 4).
+        assert_ne!(invite, hash_of(&req("INVITE sip:c@x SIP/2.0", via, "")));
+    }
+}

@@ -1,0 +1,607 @@
+//! The routing core, sans-I/O (DESIGN.md principle 2): a datagram, where it
+//! came from and the routing snapshot go in; bytes to send and where, or a
+//! counted drop, come out. The runtime performs the send.
+//!
+//! Stateless proxying per RFC 3261 §16 and §16.11:
+//! - requests: validation (§16.3: 400/416/420/505/513, 483 at Max-Forwards 0,
+//!   OPTIONS to sipfront answered 200, loop detection 482), Route processing
+//!   (§16.4: Routes that name sipfront removed, strict-route compatibility),
+//!   target selection (remaining Route, in-dialog remote target that is a
+//!   backend, a request from a backend toward its Request-URI, else the
+//!   dispatcher), then the forwarding edits (§16.6): received/rport on the
+//!   client's Via (RFC 3581), sipfront's Via with a branch derived from the
+//!   request, Max-Forwards decremented or inserted, Record-Route on
+//!   dialog-creating requests;
+//! - responses (§16.7 stateless): sipfront's Via removed, sent to the next
+//!   Via (received/rport honoured) from the listen socket the request came in
+//!   on; a response for another worker's branch is handed over.
+
+pub mod branch;
+pub mod identity;
+pub mod stats;
+
+use crate::dispatch::{BackendSet, Health, Rules, SelectInput, Selector};
+use crate::sip::{
+    validate_request, validate_response, writer, Edits, HeaderName, Limits, Message, Method,
+    SipError, StatusCode, Uri,
+};
+use identity::Identity;
+use stats::{DropReason, Stats};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Proxy settings (from `[proxy]` in the config).
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// Record-Route dialog-creating requests (RFC 3261 §16.6 step 4).
+    pub record_route: bool,
+    /// Max-Forwards inserted when a request has none (§16.6 step 3).
+    pub max_forwards: u32,
+    /// Requests larger than this get 513 (§18.1.1, RFC 3261 §21.5.14).
+    pub max_message_size: usize,
+    /// Parser limits.
+    pub limits: Limits,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            record_route: true,
+            max_forwards: 70,
+            max_message_size: 65_535,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The backend sets and routing rules, published to workers as an immutable
+/// snapshot (DESIGN.md "Shared, read-mostly state").
+#[derive(Debug)]
+pub struct Routing {
+    pub sets: Vec<BackendSet>,
+    pub rules: Rules,
+    /// Address of every destination → (set, index in set), to recognise
+    /// traffic from backends and in-dialog targets that are backends.
+    backends: HashMap<SocketAddr, (usize, usize)>,
+}
+
+impl Routing {
+    pub fn new(sets: Vec<BackendSet>, rules: Rules) -> Routing {
+        let mut backends = HashMap::new();
+        for (si, set) in sets.iter().enumerate() {
+            for (di, d) in set.destinations().iter().enumerate() {
+                backends.entry(d.addr).or_insert((si, di));
+            }
+        }
+        Routing {
+            sets,
+            rules,
+            backends,
+        }
+    }
+
+    /// The destination at `addr`, if it is a backend.
+    pub fn backend_at(&self, addr: &SocketAddr) -> Option<&crate::dispatch::Destination> {
+        let (s, d) = *self.backends.get(addr)?;
+        self.sets.get(s)?.destinations().get(d)
+    }
+}
+
+/// Which of the worker's sockets a datagram arrived on or leaves from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Socket {
+    /// The listen socket with this index (client side).
+    Listen(u8),
+    /// The worker's egress socket (backend side).
+    Egress,
+}
+
+/// One received datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct Inbound<'a> {
+    pub data: &'a [u8],
+    pub src: SocketAddr,
+    pub socket: Socket,
+}
+
+/// What to do with a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send the bytes written to `out` to `to` from `from`.
+    Send { to: SocketAddr, from: Socket },
+    /// Nothing to send; counted.
+    Drop(DropReason),
+    /// The datagram belongs to another worker's transaction: pass it on
+    /// unchanged through the cross-core mesh.
+    Handover { worker: u8 },
+}
+
+/// The proxy core of one worker.
+pub struct Proxy {
+    cfg: ProxyConfig,
+    id: Arc<Identity>,
+    worker: u8,
+    selector: Selector,
+    edits: Edits,
+    pub stats: Stats,
+}
+
+/// Where a request goes.
+enum Target {
+    Send {
+        to: SocketAddr,
+        from: Socket,
+        backend: Option<usize>,
+    },
+    Reply(StatusCode),
+}
+
+impl Proxy {
+    pub fn new(cfg: ProxyConfig, id: Arc<Identity>, worker: u8) -> Proxy {
+        Proxy {
+            cfg,
+            id,
+            worker,
+            selector: Selector::new(usize::from(worker)),
+            edits: Edits::with_capacity(16, 1024),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn worker(&self) -> u8 {
+        self.worker
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.id
+    }
+
+    /// Handles one datagram. `out` is cleared and receives the bytes to send.
+    pub fn handle(
+        &mut self,
+        routing: &Routing,
+        health: &impl Health,
+        pkt: Inbound<'_>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        out.clear();
+        self.stats.datagrams_in += 1;
+        if pkt.data.iter().all(|&b| b == b'\r' || b == b'\n') {
+            // RFC 5626 §3.5.1 keepalive on UDP: nothing to route.
+            self.stats.drop(DropReason::KeepAlive);
+            return Outcome::Drop(DropReason::KeepAlive);
+        }
+        match Message::parse_with(pkt.data, &self.cfg.limits) {
+            Ok(m) if m.is_request() => {
+                self.stats.requests_in += 1;
+                self.request(&m, routing, health, pkt, out)
+            }
+            Ok(m) => {
+                self.stats.responses_in += 1;
+                self.response(&m, pkt, out)
+            }
+            Err(e) => {
+                // Answer what can be answered (505 for SIP/7.0, 400 for a
+                // mangled request line or Content-Length, 513 when too large).
+                let relaxed = Message::parse_relaxed(
+                    pkt.data,
+                    &Limits {
+                        max_message_size: 65_535,
+                        ..self.cfg.limits
+                    },
+                );
+                match relaxed {
+                    Ok(m) if m.is_request() => {
+                        self.stats.requests_in += 1;
+                        self.reply(&m, pkt, e.status(), out)
+                    }
+                    _ => {
+                        self.stats.drop(DropReason::Unparseable);
+                        Outcome::Drop(DropReason::Unparseable)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers `req` with `code` (RFC 3261 §8.2.6), to its source.
+    fn reply(
+        &mut self,
+        req: &Message<'_>,
+        pkt: Inbound<'_>,
+        code: StatusCode,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        if req.method() == Some(Method::Ack) {
+            // An ACK is never answered (§17.2.3, §16.11).
+            self.stats.drop(DropReason::BadAck);
+            return Outcome::Drop(DropReason::BadAck);
+        }
+        // A To-tag derived from the request, so a retransmission gets the
+        // same reply (§8.2.6.2).
+        let via = req.values(HeaderName::Via).next().unwrap_or(b"");
+        let mut tag = [0u8; branch::LEN];
+        branch::format(self.worker, 0, branch::request_hash(req, via), &mut tag);
+        let unsupported;
+        let mut extra: [&str; 2] = ["", ""];
+        let mut n = 0;
+        if code == StatusCode::BAD_EXTENSION {
+            // §8.2.2.3: list what Proxy-Require asked for.
+            let tags: Vec<&str> = req
+                .values(HeaderName::ProxyRequire)
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .collect();
+            unsupported = format!("Unsupported: {}", tags.join(", "));
+            extra[n] = &unsupported;
+            n += 1;
+        }
+        if code == StatusCode::SERVICE_UNAVAILABLE {
+            extra[n] = "Retry-After: 5";
+            n += 1;
+        }
+        let opts = writer::ReplyOptions {
+            to_tag: Some(&tag[branch::PREFIX.len()..]),
+            source: Some((pkt.src.ip(), pkt.src.port())),
+            headers: &extra[..n],
+            ..Default::default()
+        };
+        if writer::build_reply(req, code, &opts, out).is_err() {
+            out.clear();
+            self.stats.drop(DropReason::Unanswerable);
+            return Outcome::Drop(DropReason::Unanswerable);
+        }
+        // §18.2.2 with RFC 3581: to the source address; the source port when
+        // rport was asked for, else the sent-by port.
+        let port = match req.top_via() {
+            Ok(v) if v.rport.is_none() => v.port_or_default(),
+            _ => pkt.src.port(),
+        };
+        self.stats.replied(code.as_u16());
+        Outcome::Send {
+            to: SocketAddr::new(pkt.src.ip(), port),
+            from: pkt.socket,
+        }
+    }
+
+    fn request(
+        &mut self,
+        m: &Message<'_>,
+        routing: &Routing,
+        health: &impl Health,
+        pkt: Inbound<'_>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        if pkt.data.len() > self.cfg.max_message_size {
+            return self.reply(m, pkt, StatusCode::MESSAGE_TOO_LARGE, out);
+        }
+        if let Err(e) = validate_request(m) {
+            return self.reply(m, pkt, e.status(), out);
+        }
+        match self.route(m, routing, health, pkt) {
+            Ok(Target::Reply(code)) => self.reply(m, pkt, code, out),
+            Ok(Target::Send { to, from, backend }) => match self.forward(m, pkt, to, from, out) {
+                Ok(()) => {
+                    self.stats.requests_forwarded += 1;
+                    if let Some(b) = backend {
+                        self.stats.forwarded_to(b);
+                    }
+                    Outcome::Send { to, from }
+                }
+                Err(e) => self.reply(m, pkt, e.status(), out),
+            },
+            Err(e) => self.reply(m, pkt, e.status(), out),
+        }
+    }
+
+    /// RFC 3261 §16.3 steps 3-4 and §16.4-16.5: where the request goes.
+    fn route(
+        &mut self,
+        m: &Message<'_>,
+        routing: &Routing,
+        health: &impl Health,
+        pkt: Inbound<'_>,
+    ) -> Result<Target, SipError> {
+        let method = m.method().unwrap_or(Method::Other);
+        let ruri =
+            Uri::parse(m.request_uri().unwrap_or(b"")).map_err(|_| SipError::BadRequestUri)?;
+        let ruri_is_me = ruri.host.is_some_and(|h| self.id.is_me(&h, ruri.port));
+        let to_us = ruri_is_me && ruri.user.is_none();
+
+        // §16.3 step 3: Max-Forwards. OPTIONS to sipfront is answered.
+        if m.max_forwards()? == Some(0) {
+            return Ok(Target::Reply(if method == Method::Options && ruri_is_me {
+                StatusCode::OK
+            } else {
+                StatusCode::TOO_MANY_HOPS
+            }));
+        }
+        // §16.3 step 4: a Via of ours whose branch this request would get
+        // again is a loop; a different branch is a spiral.
+        let vias: smallvec::SmallVec<[&[u8]; 8]> = m.values(HeaderName::Via).collect();
+        for (i, v) in vias.iter().enumerate() {
+            let Some(via) = crate::sip::Via::parse(v) else {
+                continue;
+            };
+            let Some(b) = via.branch.and_then(branch::parse) else {
+                continue;
+            };
+            if self.id.is_me(&via.host, via.port) {
+                let below = vias.get(i + 1).copied().unwrap_or(b"");
+                if branch::request_hash(m, below) == b.hash {
+                    return Ok(Target::Reply(StatusCode::LOOP_DETECTED));
+                }
+            }
+        }
+        // §16.4: Route values that name sipfront are removed when forwarding
+        // (counted here, removed by `forward`); a Request-URI that is one of
+        // sipfront's Record-Route URIs came through a strict router.
+        let mut next_route: Option<Uri<'_>> = None;
+        for r in m.routes() {
+            let r = r?;
+            if next_route.is_none() && !r.uri.host.is_some_and(|h| self.id.is_me(&h, r.uri.port)) {
+                next_route = Some(r.uri);
+            }
+        }
+        if to_us && ruri.lr() && m.header(HeaderName::Route).is_some() {
+            // Strict-route compatibility: the last Route is the real target.
+            if let Some(last) = m.routes().last() {
+                let last = last?;
+                return self.uri_target(&last.uri, routing, pkt);
+            }
+        }
+        if let Some(r) = next_route {
+            return self.uri_target(&r, routing, pkt);
+        }
+        if to_us && method == Method::Options {
+            // A keepalive OPTIONS to sipfront itself.
+            return Ok(Target::Reply(StatusCode::OK));
+        }
+        let from_backend = routing.backend_at(&pkt.src).is_some();
+        if !ruri_is_me {
+            if from_backend {
+                // Toward a client: the Request-URI is the target.
+                return self.uri_target(&ruri, routing, pkt);
+            }
+            // In-dialog request whose remote target is a backend.
+            let in_dialog = m.to().ok().and_then(|t| t.tag()).is_some();
+            if in_dialog {
+                if let Some(addr) = uri_addr(&ruri) {
+                    if let Some(d) = routing.backend_at(&addr) {
+                        return Ok(Target::Send {
+                            to: d.addr,
+                            from: Socket::Egress,
+                            backend: Some(d.id.0 as usize),
+                        });
+                    }
+                }
+            }
+        }
+        // The dispatcher: a rule picks the set, the set's algorithm the
+        // destination (in-dialog requests without Route hash the same way).
+        let set_idx = routing.rules.pick(m, pkt.src.ip());
+        let Some(set) = routing.sets.get(set_idx) else {
+            return Ok(Target::Reply(StatusCode::SERVICE_UNAVAILABLE));
+        };
+        let from = m.from().ok().map(|f| f.uri);
+        let to = m.to().ok().map(|t| t.uri);
+        let input = SelectInput {
+            call_id: m.call_id().unwrap_or(b""),
+            from_uri: from,
+            to_uri: to,
+            ruri: Some(ruri),
+            source: pkt.src.ip(),
+        };
+        match self.selector.select(set, &input, health) {
+            Some(d) => Ok(Target::Send {
+                to: d.addr,
+                from: Socket::Egress,
+                backend: Some(d.id.0 as usize),
+            }),
+            None => Ok(Target::Reply(StatusCode::SERVICE_UNAVAILABLE)),
+        }
+    }
+
+    /// The address a URI routes to: an IP literal, or a backend's name.
+    fn uri_target(
+        &self,
+        uri: &Uri<'_>,
+        routing: &Routing,
+        pkt: Inbound<'_>,
+    ) -> Result<Target, SipError> {
+        let Some(to) = uri_addr(uri) else {
+            // No resolver on the message path: a name is not routable.
+            return Ok(Target::Reply(
+                StatusCode::new(478).unwrap_or(StatusCode::BAD_REQUEST),
+            ));
+        };
+        if !usable(to.ip()) {
+            return Ok(Target::Reply(
+                StatusCode::new(478).unwrap_or(StatusCode::BAD_REQUEST),
+            ));
+        }
+        match routing.backend_at(&to) {
+            Some(d) => Ok(Target::Send {
+                to,
+                from: Socket::Egress,
+                backend: Some(d.id.0 as usize),
+            }),
+            // Toward a client: from the socket clients know.
+            None => Ok(Target::Send {
+                to,
+                from: match pkt.socket {
+                    Socket::Listen(i) => Socket::Listen(i),
+                    Socket::Egress => Socket::Listen(0),
+                },
+                backend: None,
+            }),
+        }
+    }
+
+    /// RFC 3261 §16.6: the forwarding edits, written into `out`.
+    fn forward(
+        &mut self,
+        m: &Message<'_>,
+        pkt: Inbound<'_>,
+        _to: SocketAddr,
+        from: Socket,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SipError> {
+        let id = Arc::clone(&self.id);
+        let e = &mut self.edits;
+        e.clear();
+        let top = m.values(HeaderName::Via).next().unwrap_or(b"");
+        // §18.2.1 / RFC 3581: where the request really came from.
+        writer::set_via_received(m, e, pkt.src.ip(), pkt.src.port())?;
+        // §16.4: drop the Routes that name sipfront.
+        let ours = m
+            .routes()
+            .take_while(|r| {
+                r.as_ref()
+                    .is_ok_and(|r| r.uri.host.is_some_and(|h| id.is_me(&h, r.uri.port)))
+            })
+            .count();
+        if ours > 0 {
+            writer::remove_values(m, e, HeaderName::Route, ours);
+        }
+        // §16.6 step 8: sipfront's Via, from the worker's egress socket.
+        let listen = match pkt.socket {
+            Socket::Listen(i) => i,
+            Socket::Egress => 0,
+        };
+        let mut b = [0u8; branch::LEN];
+        branch::format(self.worker, listen, branch::request_hash(m, top), &mut b);
+        let egress_port = id
+            .egress
+            .get(usize::from(self.worker))
+            .map_or(5060, |a| a.port());
+        let mut via = String::with_capacity(64);
+        via.push_str("SIP/2.0/UDP ");
+        via.push_str(&id.via_host);
+        via.push(':');
+        via.push_str(itoa(egress_port, &mut [0u8; 5]));
+        via.push_str(";branch=");
+        via.push_str(std::str::from_utf8(&b).unwrap_or(""));
+        writer::add_via(m, e, via.as_bytes());
+        // §16.6 step 3: Max-Forwards.
+        if writer::decrement_max_forwards(m, e)?.is_none() {
+            e.insert_fmt(
+                m.headers_end(),
+                format_args!("Max-Forwards: {}\r\n", self.cfg.max_forwards),
+            );
+        }
+        // §16.6 step 4: Record-Route on a dialog-creating initial request.
+        let initial = m.to().ok().and_then(|t| t.tag()).is_none();
+        let creates = m.method().is_some_and(|x| x.creates_dialog());
+        if self.cfg.record_route && initial && creates {
+            if let Some(l) = id.listens.get(usize::from(listen)) {
+                let rr = format!("sip:{}:{};lr", l.host, l.port);
+                // A second entry when the backend side is another interface.
+                let egress_ip = id.egress.get(usize::from(self.worker)).map(|a| a.ip());
+                if from == Socket::Egress
+                    && egress_ip.is_some_and(|ip| !ip.is_unspecified() && ip != l.addr.ip())
+                {
+                    let out_rr = format!("sip:{}:{};lr", id.via_host, egress_port);
+                    writer::add_record_route(m, e, out_rr.as_bytes());
+                }
+                writer::add_record_route(m, e, rr.as_bytes());
+            }
+        }
+        writer::write(m, e, out).map_err(|_| SipError::BadHeader(HeaderName::Via))
+    }
+
+    fn response(&mut self, m: &Message<'_>, pkt: Inbound<'_>, out: &mut Vec<u8>) -> Outcome {
+        if validate_response(m).is_err() {
+            self.stats.drop(DropReason::BadResponse);
+            return Outcome::Drop(DropReason::BadResponse);
+        }
+        let Ok(top) = m.top_via() else {
+            self.stats.drop(DropReason::BadResponse);
+            return Outcome::Drop(DropReason::BadResponse);
+        };
+        let ours = top
+            .branch
+            .and_then(branch::parse)
+            .filter(|_| self.id.is_me(&top.host, top.port));
+        let Some(b) = ours else {
+            self.stats.drop(DropReason::ResponseNotOurs);
+            return Outcome::Drop(DropReason::ResponseNotOurs);
+        };
+        if b.worker != self.worker && usize::from(b.worker) < self.id.egress.len() {
+            self.stats.handovers_out += 1;
+            return Outcome::Handover { worker: b.worker };
+        }
+        // §16.7 step 3 / §18.2.2: the next Via says where it goes.
+        let Some(Ok(next)) = m.vias().nth(1) else {
+            self.stats.drop(DropReason::NoNextVia);
+            return Outcome::Drop(DropReason::NoNextVia);
+        };
+        let ip = match next.received {
+            Some(r) => crate::sip::host::parse_host(r)
+                .and_then(|h| h.ip())
+                .or_else(|| crate::sip::host::parse_ipv6(r).map(IpAddr::V6)),
+            None => next.host.ip(),
+        };
+        let port = match next.rport {
+            Some(Some(p)) => p,
+            _ => next.port_or_default(),
+        };
+        let Some(ip) = ip.filter(|ip| usable(*ip)) else {
+            self.stats.drop(DropReason::BadNextHop);
+            return Outcome::Drop(DropReason::BadNextHop);
+        };
+        let e = &mut self.edits;
+        e.clear();
+        writer::remove_top_via(m, e);
+        if writer::write(m, e, out).is_err() {
+            self.stats.drop(DropReason::BadResponse);
+            return Outcome::Drop(DropReason::BadResponse);
+        }
+        self.stats.responses_forwarded += 1;
+        let listen = if usize::from(b.listen) < self.id.listens.len() {
+            b.listen
+        } else {
+            0
+        };
+        let _ = pkt;
+        Outcome::Send {
+            to: SocketAddr::new(ip, port),
+            from: Socket::Listen(listen),
+        }
+    }
+}
+
+/// The socket address of a URI whose host is an IP literal.
+fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
+    let ip = uri
+        .maddr()
+        .and_then(|m| crate::sip::host::parse_host(m)?.ip())
+        .or(uri.host?.ip())?;
+    Some(SocketAddr::new(ip, uri.port.unwrap_or(uri.default_port())))
+}
+
+/// sipfront never sends to broadcast, multicast or unspecified addresses
+/// (RFC 4475 §3.3.10 bcast).
+fn usable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+/// Formats a u16 without allocating.
+fn itoa(mut n: u16, buf: &mut [u8; 5]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests;

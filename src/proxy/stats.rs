@@ -1,0 +1,183 @@
+//! Per-worker counters of the proxy core (DESIGN.md principle 6). Each
+//! worker owns its `Stats` and increments plain integers; the admin side
+//! sums snapshots across workers.
+
+use std::fmt;
+
+/// Why a datagram was dropped without an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Not parseable as SIP, even enough to answer (RFC 4475 §3.1.2 garbage).
+    Unparseable,
+    /// A request that failed validation but could not be answered either
+    /// (no usable Via/From/To/Call-ID/CSeq).
+    Unanswerable,
+    /// An ACK that failed validation: an ACK is never answered (RFC 3261 §17.2.3).
+    BadAck,
+    /// A response that failed validation.
+    BadResponse,
+    /// A response whose top Via is not sipfront's.
+    ResponseNotOurs,
+    /// A response with no Via left after sipfront's.
+    NoNextVia,
+    /// A response whose next Via names no usable address (a name without
+    /// `received`, or broadcast/multicast/unspecified: RFC 4475 §3.3.10).
+    BadNextHop,
+    /// A request toward a destination sipfront refuses to send to
+    /// (broadcast, multicast, unspecified).
+    BadDestination,
+    /// A handover to another worker whose queue was full.
+    HandoverFull,
+    /// Keepalive datagrams (CRLF) carry nothing to route.
+    KeepAlive,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Unparseable,
+        DropReason::Unanswerable,
+        DropReason::BadAck,
+        DropReason::BadResponse,
+        DropReason::ResponseNotOurs,
+        DropReason::NoNextVia,
+        DropReason::BadNextHop,
+        DropReason::BadDestination,
+        DropReason::HandoverFull,
+        DropReason::KeepAlive,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DropReason::Unparseable => "unparseable",
+            DropReason::Unanswerable => "unanswerable",
+            DropReason::BadAck => "bad_ack",
+            DropReason::BadResponse => "bad_response",
+            DropReason::ResponseNotOurs => "response_not_ours",
+            DropReason::NoNextVia => "no_next_via",
+            DropReason::BadNextHop => "bad_next_hop",
+            DropReason::BadDestination => "bad_destination",
+            DropReason::HandoverFull => "handover_full",
+            DropReason::KeepAlive => "keepalive",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counters of one worker.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    pub datagrams_in: u64,
+    pub requests_in: u64,
+    pub responses_in: u64,
+    pub requests_forwarded: u64,
+    pub responses_forwarded: u64,
+    /// Requests answered by sipfront itself, by status code (index code-100).
+    pub replies: [u64; 600],
+    pub drops: [u64; DropReason::ALL.len()],
+    /// Responses that arrived on another worker's behalf and were handed over.
+    pub handovers_out: u64,
+    pub handovers_in: u64,
+    /// Requests forwarded per backend (index = BackendId).
+    pub per_backend: Vec<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            datagrams_in: 0,
+            requests_in: 0,
+            responses_in: 0,
+            requests_forwarded: 0,
+            responses_forwarded: 0,
+            replies: [0; 600],
+            drops: [0; DropReason::ALL.len()],
+            handovers_out: 0,
+            handovers_in: 0,
+            per_backend: Vec::new(),
+        }
+    }
+}
+
+impl Stats {
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+
+    pub fn dropped(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+
+    pub fn replied(&mut self, code: u16) {
+        if let Some(c) = self.replies.get_mut(usize::from(code).wrapping_sub(100)) {
+            *c += 1;
+        }
+    }
+
+    pub fn replies_with(&self, code: u16) -> u64 {
+        self.replies
+            .get(usize::from(code).wrapping_sub(100))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn forwarded_to(&mut self, backend: usize) {
+        if backend >= self.per_backend.len() {
+            self.per_backend.resize(backend + 1, 0);
+        }
+        self.per_backend[backend] += 1;
+    }
+
+    /// Adds another worker's counters into these.
+    pub fn merge(&mut self, o: &Stats) {
+        self.datagrams_in += o.datagrams_in;
+        self.requests_in += o.requests_in;
+        self.responses_in += o.responses_in;
+        self.requests_forwarded += o.requests_forwarded;
+        self.responses_forwarded += o.responses_forwarded;
+        for (a, b) in self.replies.iter_mut().zip(o.replies.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        self.handovers_out += o.handovers_out;
+        self.handovers_in += o.handovers_in;
+        if self.per_backend.len() < o.per_backend.len() {
+            self.per_backend.resize(o.per_backend.len(), 0);
+        }
+        for (a, b) in self.per_backend.iter_mut().zip(o.per_backend.iter()) {
+            *a += b;
+        }
+    }
+
+    /// One line per non-zero counter, `name value`, for logs and the demo.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "datagrams_in {}\nrequests_in {}\nresponses_in {}\nrequests_forwarded {}\nresponses_forwarded {}\nhandovers {}\n",
+            self.datagrams_in,
+            self.requests_in,
+            self.responses_in,
+            self.requests_forwarded,
+            self.responses_forwarded,
+            self.handovers_out
+        );
+        for (i, n) in self.replies.iter().enumerate().filter(|(_, n)| **n > 0) {
+            s.push_str(&format!("replies_{} {}\n", i + 100, n));
+        }
+        for r in DropReason::ALL {
+            if self.dropped(r) > 0 {
+                s.push_str(&format!("drops_{} {}\n", r.as_str(), self.dropped(r)));
+            }
+        }
+        for (i, n) in self.per_backend.iter().enumerate() {
+            s.push_str(&format!("forwarded_backend_{i} {n}\n"));
+        }
+        s
+    }
+}

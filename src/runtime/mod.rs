@@ -1,0 +1,355 @@
+//! Thread-per-core runtime (DESIGN.md principle 1, "I/O drivers"): one
+//! worker per core, pinned, owning its SO_REUSEPORT listen sockets, its
+//! egress socket (a distinct port per worker, named in its Via, so replies
+//! come back to it), its proxy core and counters. Two drivers run the same
+//! sans-I/O core: io_uring through glommio, and a portable epoll +
+//! recvmmsg/sendmmsg driver for hosts and containers where io_uring is
+//! blocked.
+
+pub mod mesh;
+pub mod portable;
+pub mod sockets;
+pub mod uring;
+
+use crate::dispatch::HealthTable;
+use crate::proxy::{identity::Identity, stats::Stats, Proxy, ProxyConfig, Routing, Socket};
+use arc_swap::ArcSwap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Which I/O driver runs the workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    Uring,
+    Portable,
+}
+
+impl Driver {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Driver::Uring => "uring",
+            Driver::Portable => "portable",
+        }
+    }
+}
+
+/// The driver asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverChoice {
+    Auto,
+    Uring,
+    Portable,
+}
+
+/// Probes io_uring with an `io_uring_setup` syscall: blocked by seccomp
+/// (EPERM), missing (ENOSYS) or disabled by sysctl, it fails.
+pub fn probe_uring() -> io::Result<()> {
+    // struct io_uring_params is 120 bytes; zero means defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: io_uring_setup(entries, params) writes into params only.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, params.as_mut_ptr()) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is the ring we just made.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
+}
+
+/// Resolves the driver choice. `auto` takes the portable driver: on this
+/// project's benchmarks it costs less CPU per call than glommio's UDP path
+/// (no batching, a copy per send; docs/performance.md), and it runs
+/// everywhere. `uring` fails at startup when io_uring is unavailable.
+pub fn choose_driver(choice: DriverChoice) -> io::Result<(Driver, String)> {
+    match choice {
+        DriverChoice::Portable => Ok((Driver::Portable, "forced by configuration".into())),
+        DriverChoice::Uring => match probe_uring() {
+            Ok(()) => Ok((Driver::Uring, "forced by configuration".into())),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("io_uring unavailable: {e}"),
+            )),
+        },
+        DriverChoice::Auto => Ok((
+            Driver::Portable,
+            match probe_uring() {
+                Ok(()) => "auto: io_uring available, portable driver measured faster".into(),
+                Err(e) => format!("auto: io_uring unavailable ({e})"),
+            },
+        )),
+    }
+}
+
+/// Pins the calling thread to `cpu` (best effort: a container may restrict
+/// the CPU set).
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            tracing::debug!(cpu, "could not pin worker");
+        }
+    }
+}
+
+/// CPUs this process may run on, in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Runtime settings.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    pub workers: usize,
+    pub driver: DriverChoice,
+    pub listens: Vec<SocketAddr>,
+    /// Egress port of worker 0; worker w uses `egress_port_base + w`. 0 means
+    /// the first listen port + 1.
+    pub egress_port_base: u16,
+    pub recv_buffer: usize,
+    pub send_buffer: usize,
+    /// `host[:port]` written in Via and Record-Route instead of the socket
+    /// addresses (behind NAT, in a container).
+    pub advertise: Option<(String, Option<u16>)>,
+}
+
+/// What a worker needs; handed to its thread.
+pub struct WorkerSetup {
+    pub id: usize,
+    pub cpu: usize,
+    pub sockets: Vec<(UdpSocket, Socket)>,
+    pub proxy: Proxy,
+    pub routing: Arc<ArcSwap<Routing>>,
+    pub health: Arc<HealthTable>,
+    pub mesh: mesh::MeshEnd,
+    pub shutdown: Arc<AtomicBool>,
+    stats_out: Arc<Mutex<Stats>>,
+    last_publish: Instant,
+}
+
+impl WorkerSetup {
+    /// Publishes a copy of the counters, at most once a second.
+    pub fn publish_stats(&mut self) {
+        if self.last_publish.elapsed() >= Duration::from_secs(1) {
+            self.last_publish = Instant::now();
+            if let Ok(mut s) = self.stats_out.lock() {
+                s.clone_from(&self.proxy.stats);
+            }
+        }
+    }
+}
+
+/// The running workers.
+pub struct Runtime {
+    pub driver: Driver,
+    pub identity: Arc<Identity>,
+    pub routing: Arc<ArcSwap<Routing>>,
+    pub health: Arc<HealthTable>,
+    shutdown: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<io::Result<Stats>>>,
+    stats: Vec<Arc<Mutex<Stats>>>,
+}
+
+/// Binds every socket and starts the workers.
+pub fn start(
+    cfg: &RuntimeConfig,
+    proxy_cfg: ProxyConfig,
+    routing: Routing,
+    health: Arc<HealthTable>,
+) -> io::Result<Runtime> {
+    let (driver, why) = choose_driver(cfg.driver)?;
+    let n = cfg.workers.max(1);
+    if n > 255 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "at most 255 workers",
+        ));
+    }
+    let cpus = allowed_cpus();
+    // Listen sockets: worker 0 binds first (resolving port 0), the others
+    // join the same address with SO_REUSEPORT.
+    let mut listen_socks: Vec<Vec<UdpSocket>> = (0..n).map(|_| Vec::new()).collect();
+    let mut listens = Vec::new();
+    for l in &cfg.listens {
+        let first = sockets::bind_udp(*l, true, cfg.recv_buffer, cfg.send_buffer)?;
+        let addr = first.local_addr()?;
+        let (r, s) = sockets::buffer_sizes(&first);
+        tracing::info!(listen = %addr, recv_buffer = r, send_buffer = s, "listening");
+        listen_socks[0].push(first);
+        for socks in listen_socks.iter_mut().skip(1) {
+            socks.push(sockets::bind_udp(
+                addr,
+                true,
+                cfg.recv_buffer,
+                cfg.send_buffer,
+            )?);
+        }
+        listens.push(addr);
+    }
+    let first = *listens
+        .first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listen address"))?;
+    let base = if cfg.egress_port_base == 0 {
+        first.port().checked_add(1)
+    } else {
+        Some(cfg.egress_port_base)
+    };
+    let mut egress_socks = Vec::with_capacity(n);
+    let mut egress = Vec::with_capacity(n);
+    for w in 0..n {
+        let port = base.and_then(|b| b.checked_add(w as u16)).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "egress port out of range")
+        })?;
+        let s = sockets::bind_udp(
+            SocketAddr::new(first.ip(), port),
+            false,
+            cfg.recv_buffer,
+            cfg.send_buffer,
+        )?;
+        egress.push(s.local_addr()?);
+        egress_socks.push(s);
+    }
+    // For a wildcard listen address, name the address that reaches the
+    // first backend.
+    let mut local_ips: Vec<IpAddr> = Vec::new();
+    if first.ip().is_unspecified() {
+        if let Some(d) = routing
+            .sets
+            .iter()
+            .flat_map(|s| s.destinations().iter())
+            .next()
+        {
+            if let Some(ip) = sockets::local_ip_toward(d.addr) {
+                local_ips.push(ip);
+            }
+        }
+        local_ips.push(if first.is_ipv6() {
+            IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+        } else {
+            IpAddr::from([127, 0, 0, 1])
+        });
+    }
+    let advertise = cfg.advertise.as_ref().map(|(h, p)| (h.as_str(), *p));
+    let identity = Arc::new(Identity::new(&listens, &egress, advertise, &local_ips));
+    tracing::info!(driver = driver.as_str(), reason = %why, workers = n, egress = ?egress, "starting workers");
+
+    let routing = Arc::new(ArcSwap::from_pointee(routing));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let meshes = mesh::build(n)?;
+    let mut handles = Vec::with_capacity(n);
+    let mut stats = Vec::with_capacity(n);
+    let uring_mesh = if driver == Driver::Uring {
+        Some(uring::Mesh::build(n))
+    } else {
+        None
+    };
+    let mut uring_ends = uring_mesh
+        .map(|m| m.into_ends())
+        .unwrap_or_default()
+        .into_iter();
+    for ((w, mesh), (lsocks, esock)) in meshes
+        .into_iter()
+        .enumerate()
+        .zip(listen_socks.into_iter().zip(egress_socks))
+    {
+        let mut socks: Vec<(UdpSocket, Socket)> = lsocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (s, Socket::Listen(i as u8)))
+            .collect();
+        socks.push((esock, Socket::Egress));
+        let out = Arc::new(Mutex::new(Stats::default()));
+        stats.push(Arc::clone(&out));
+        let setup = WorkerSetup {
+            id: w,
+            cpu: cpus.get(w % cpus.len().max(1)).copied().unwrap_or(w),
+            sockets: socks,
+            proxy: Proxy::new(proxy_cfg.clone(), Arc::clone(&identity), w as u8),
+            routing: Arc::clone(&routing),
+            health: Arc::clone(&health),
+            mesh,
+            shutdown: Arc::clone(&shutdown),
+            stats_out: out,
+            last_publish: Instant::now(),
+        };
+        let uend = uring_ends.next();
+        let h = std::thread::Builder::new()
+            .name(format!("sipfront-w{w}"))
+            .spawn(move || {
+                block_signals();
+                match (driver, uend) {
+                    (Driver::Uring, Some(end)) => uring::run_worker(setup, end),
+                    _ => portable::run_worker(setup),
+                }
+            })?;
+        handles.push(h);
+    }
+    Ok(Runtime {
+        driver,
+        identity,
+        routing,
+        health,
+        shutdown,
+        handles,
+        stats,
+    })
+}
+
+/// Workers leave SIGINT/SIGTERM/SIGHUP to the main thread.
+pub fn block_signals() {
+    // SAFETY: manipulating this thread's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+impl Runtime {
+    /// The workers' counters as last published (at most a second old).
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for s in &self.stats {
+            if let Ok(s) = s.lock() {
+                total.merge(&s);
+            }
+        }
+        total
+    }
+
+    /// Tells the workers to stop and waits for them; returns the final counters.
+    pub fn stop(self) -> Stats {
+        self.shutdown.store(true, Ordering::Relaxed);
+        let mut total = Stats::default();
+        for h in self.handles {
+            match h.join() {
+                Ok(Ok(s)) => total.merge(&s),
+                Ok(Err(e)) => tracing::error!(error = %e, "worker failed"),
+                Err(_) => tracing::error!("worker panicked"),
+            }
+        }
+        total
+    }
+
+    /// True while every worker thread runs.
+    pub fn healthy(&self) -> bool {
+        self.handles.iter().all(|h| !h.is_finished())
+    }
+}
