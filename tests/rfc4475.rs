@@ -95,7 +95,7 @@ fn outcome(data: &[u8]) -> Outcome {
         Err(e) => return Refuse(e),
     };
     let r = if m.is_request() {
-        validate_request(&m)
+        validate_request(&m).map(|_| ())
     } else {
         validate_response(&m)
     };

@@ -35,22 +35,46 @@ fn hasher() -> ahash::AHasher {
 
 /// The stateless branch hash of a request, with `top_via` the Via value that
 /// was on top when sipfront received it (for loop detection, a Via below one
-/// of sipfront's own).
+/// of sipfront's own). Reads From, Call-ID and CSeq from `m`.
 pub fn request_hash(m: &Message<'_>, top_via: &[u8]) -> u64 {
+    let from_tag = m.from().ok().and_then(|f| f.tag());
+    let seq = m.cseq().map(|c| c.seq).unwrap_or(0);
+    let via = crate::sip::Via::parse(top_via);
+    request_hash_with(
+        m,
+        from_tag,
+        m.call_id().unwrap_or(b""),
+        seq,
+        via.as_ref(),
+        top_via,
+    )
+}
+
+/// [`request_hash`] with the From tag, Call-ID and CSeq number already
+/// decoded (the proxy has them from validation).
+/// `via` is `top_via` decoded (`None` when it does not parse).
+pub fn request_hash_with(
+    m: &Message<'_>,
+    from_tag: Option<&[u8]>,
+    call_id: &[u8],
+    seq: u32,
+    via: Option<&crate::sip::Via<'_>>,
+    top_via: &[u8],
+) -> u64 {
     let mut h = hasher();
     let field = |h: &mut ahash::AHasher, b: &[u8]| {
         h.write(b);
         h.write_u8(0xff);
     };
-    field(&mut h, m.from().ok().and_then(|f| f.tag()).unwrap_or(b""));
-    field(&mut h, m.call_id().unwrap_or(b""));
+    field(&mut h, from_tag.unwrap_or(b""));
+    field(&mut h, call_id);
     field(&mut h, m.request_uri().unwrap_or(b""));
-    h.write_u32(m.cseq().map(|c| c.seq).unwrap_or(0));
+    h.write_u32(seq);
     // The received top Via by what identifies it: its branch when it has
     // the magic cookie, else sent-by and branch. Parameters sipfront adds
     // itself (received, rport) must not change the hash, or a loop would
     // look like a spiral.
-    match crate::sip::Via::parse(top_via) {
+    match via {
         Some(v) if v.has_cookie() => field(&mut h, v.branch.unwrap_or(b"")),
         Some(v) => {
             field(&mut h, v.host_raw);

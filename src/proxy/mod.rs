@@ -20,10 +20,10 @@ pub mod branch;
 pub mod identity;
 pub mod stats;
 
-use crate::dispatch::{BackendSet, Health, Rules, SelectInput, Selector};
+use crate::dispatch::{Algorithm, BackendSet, Health, Rules, SelectInput, Selector};
 use crate::sip::{
     validate_request, validate_response, writer, Edits, HeaderName, Limits, Message, Method,
-    SipError, StatusCode, Uri,
+    Request, SipError, StatusCode, Uri,
 };
 use identity::Identity;
 use stats::{DropReason, Stats};
@@ -275,18 +275,23 @@ impl Proxy {
         if pkt.data.len() > self.cfg.max_message_size {
             return self.reply(m, pkt, StatusCode::MESSAGE_TOO_LARGE, out);
         }
-        if let Err(e) = validate_request(m) {
-            return self.reply(m, pkt, e.status(), out);
-        }
-        match self.route(m, routing, health, pkt) {
+        let req = match validate_request(m) {
+            Ok(r) => r,
+            Err(e) => return self.reply(m, pkt, e.status(), out),
+        };
+        match self.route(m, &req, routing, health, pkt) {
             Ok(Target::Reply(code)) => self.reply(m, pkt, code, out),
-            Ok(Target::Send { to, from, backend }) => match self.forward(m, pkt, to, from, out) {
+            Ok(Target::Send {
+                to: dst,
+                from,
+                backend,
+            }) => match self.forward(m, &req, pkt, from, out) {
                 Ok(()) => {
                     self.stats.requests_forwarded += 1;
                     if let Some(b) = backend {
                         self.stats.forwarded_to(b);
                     }
-                    Outcome::Send { to, from }
+                    Outcome::Send { to: dst, from }
                 }
                 Err(e) => self.reply(m, pkt, e.status(), out),
             },
@@ -298,18 +303,18 @@ impl Proxy {
     fn route(
         &mut self,
         m: &Message<'_>,
+        req: &Request<'_>,
         routing: &Routing,
         health: &impl Health,
         pkt: Inbound<'_>,
     ) -> Result<Target, SipError> {
-        let method = m.method().unwrap_or(Method::Other);
-        let ruri =
-            Uri::parse(m.request_uri().unwrap_or(b"")).map_err(|_| SipError::BadRequestUri)?;
+        let method = req.method;
+        let ruri = req.ruri;
         let ruri_is_me = ruri.host.is_some_and(|h| self.id.is_me(&h, ruri.port));
         let to_us = ruri_is_me && ruri.user.is_none();
 
         // §16.3 step 3: Max-Forwards. OPTIONS to sipfront is answered.
-        if m.max_forwards()? == Some(0) {
+        if req.max_forwards == Some(0) {
             return Ok(Target::Reply(if method == Method::Options && ruri_is_me {
                 StatusCode::OK
             } else {
@@ -320,6 +325,10 @@ impl Proxy {
         // again is a loop; a different branch is a spiral.
         let vias: smallvec::SmallVec<[&[u8]; 8]> = m.values(HeaderName::Via).collect();
         for (i, v) in vias.iter().enumerate() {
+            // Only Vias that carry a sipfront branch are decoded.
+            if memchr::memmem::find(v, branch::PREFIX).is_none() {
+                continue;
+            }
             let Some(via) = crate::sip::Via::parse(v) else {
                 continue;
             };
@@ -328,7 +337,16 @@ impl Proxy {
             };
             if self.id.is_me(&via.host, via.port) {
                 let below = vias.get(i + 1).copied().unwrap_or(b"");
-                if branch::request_hash(m, below) == b.hash {
+                let below_via = crate::sip::Via::parse(below);
+                let h = branch::request_hash_with(
+                    m,
+                    req.from.tag(),
+                    req.call_id,
+                    req.cseq.seq,
+                    below_via.as_ref(),
+                    below,
+                );
+                if h == b.hash {
                     return Ok(Target::Reply(StatusCode::LOOP_DETECTED));
                 }
             }
@@ -364,7 +382,7 @@ impl Proxy {
                 return self.uri_target(&ruri, routing, pkt);
             }
             // In-dialog request whose remote target is a backend.
-            let in_dialog = m.to().ok().and_then(|t| t.tag()).is_some();
+            let in_dialog = req.to.tag().is_some();
             if in_dialog {
                 if let Some(addr) = uri_addr(&ruri) {
                     if let Some(d) = routing.backend_at(&addr) {
@@ -383,15 +401,14 @@ impl Proxy {
         let Some(set) = routing.sets.get(set_idx) else {
             return Ok(Target::Reply(StatusCode::SERVICE_UNAVAILABLE));
         };
-        let from = m.from().ok().map(|f| f.uri);
-        let to = m.to().ok().map(|t| t.uri);
-        let input = SelectInput {
-            call_id: m.call_id().unwrap_or(b""),
-            from_uri: from,
-            to_uri: to,
-            ruri: Some(ruri),
-            source: pkt.src.ip(),
-        };
+        // Only what the set's algorithm hashes, from what validation decoded.
+        let mut input = SelectInput::new(req.call_id, pkt.src.ip());
+        match set.algorithm() {
+            Algorithm::From => input.from_uri = Some(req.from.uri),
+            Algorithm::To => input.to_uri = Some(req.to.uri),
+            Algorithm::Ruri | Algorithm::RuriUser => input.ruri = Some(ruri),
+            _ => {}
+        }
         match self.selector.select(set, &input, health) {
             Some(d) => Ok(Target::Send {
                 to: d.addr,
@@ -442,25 +459,28 @@ impl Proxy {
     fn forward(
         &mut self,
         m: &Message<'_>,
+        req: &Request<'_>,
         pkt: Inbound<'_>,
-        _to: SocketAddr,
         from: Socket,
         out: &mut Vec<u8>,
     ) -> Result<(), SipError> {
         let id = Arc::clone(&self.id);
         let e = &mut self.edits;
         e.clear();
-        let top = m.values(HeaderName::Via).next().unwrap_or(b"");
+        let top = req.top_via.raw;
         // §18.2.1 / RFC 3581: where the request really came from.
-        writer::set_via_received(m, e, pkt.src.ip(), pkt.src.port())?;
+        writer::set_received_on(m, &req.top_via, e, pkt.src.ip(), pkt.src.port());
         // §16.4: drop the Routes that name sipfront.
-        let ours = m
-            .routes()
-            .take_while(|r| {
-                r.as_ref()
-                    .is_ok_and(|r| r.uri.host.is_some_and(|h| id.is_me(&h, r.uri.port)))
-            })
-            .count();
+        let ours = if m.header(HeaderName::Route).is_none() {
+            0
+        } else {
+            m.routes()
+                .take_while(|r| {
+                    r.as_ref()
+                        .is_ok_and(|r| r.uri.host.is_some_and(|h| id.is_me(&h, r.uri.port)))
+                })
+                .count()
+        };
         if ours > 0 {
             writer::remove_values(m, e, HeaderName::Route, ours);
         }
@@ -470,7 +490,15 @@ impl Proxy {
             Socket::Egress => 0,
         };
         let mut b = [0u8; branch::LEN];
-        branch::format(self.worker, listen, branch::request_hash(m, top), &mut b);
+        let hash = branch::request_hash_with(
+            m,
+            req.from.tag(),
+            req.call_id,
+            req.cseq.seq,
+            Some(&req.top_via),
+            top,
+        );
+        branch::format(self.worker, listen, hash, &mut b);
         let egress_port = id
             .egress
             .get(usize::from(self.worker))
@@ -491,8 +519,8 @@ impl Proxy {
             );
         }
         // §16.6 step 4: Record-Route on a dialog-creating initial request.
-        let initial = m.to().ok().and_then(|t| t.tag()).is_none();
-        let creates = m.method().is_some_and(|x| x.creates_dialog());
+        let initial = req.to.tag().is_none();
+        let creates = req.method.creates_dialog();
         if self.cfg.record_route && initial && creates {
             if let Some(l) = id.listens.get(usize::from(listen)) {
                 let rr = format!("sip:{}:{};lr", l.host, l.port);

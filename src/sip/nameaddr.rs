@@ -62,7 +62,8 @@ impl<'a> NameAddr<'a> {
             return None;
         }
         let params = Params::new(rest);
-        if !params.is_well_formed() || params.into_iter().any(|p| !scan::is_token_str(p.name)) {
+        let mut it = params.into_iter();
+        if it.by_ref().any(|p| !scan::is_token_str(p.name)) || it.broken {
             return None;
         }
         // No LWS inside the brackets (RFC 4475 §3.1.2.14 badaspec).

@@ -113,6 +113,11 @@ impl<'a> Iterator for CommaSplit<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let s = self.rest?;
+        // Most values hold one element: no comma, nothing to scan.
+        if memchr::memchr(b',', s).is_none() {
+            self.rest = None;
+            return Some(s);
+        }
         let mut i = 0;
         let mut in_angle = false;
         while i < s.len() {

@@ -3,17 +3,35 @@
 //! be routed back (§16.7, §18.1.2). Size limits and Content-Length against
 //! the datagram are enforced by the parser itself.
 
+use super::cseq::CSeq;
 use super::error::SipError;
 use super::header::HeaderName;
 use super::message::Message;
+use super::method::Method;
+use super::nameaddr::NameAddr;
 use super::scan::{trim, CommaSplit};
 use super::uri::{Scheme, Uri};
+use super::via::Via;
+
+/// What validation decoded, so the proxy does not decode it again.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub method: Method,
+    pub ruri: Uri<'a>,
+    /// The topmost Via value, as received.
+    pub top_via: Via<'a>,
+    pub from: NameAddr<'a>,
+    pub to: NameAddr<'a>,
+    pub call_id: &'a [u8],
+    pub cseq: CSeq<'a>,
+    pub max_forwards: Option<u32>,
+}
 
 /// Validates a request for forwarding. Each failure is a typed error whose
 /// [`SipError::status`] is the answer (400, 416, ...). A request with
 /// Max-Forwards 0 is valid here: whether to answer 483 or handle it locally
 /// (OPTIONS to the proxy itself) is the proxy's decision (§16.3 step 3).
-pub fn validate_request(m: &Message<'_>) -> Result<(), SipError> {
+pub fn validate_request<'a>(m: &Message<'a>) -> Result<Request<'a>, SipError> {
     let rl = m.request_line().ok_or(SipError::BadStartLine)?;
     // §16.3 step 2: URI scheme. sip, sips and tel are routed; anything else
     // that is a well-formed absoluteURI gets 416.
@@ -28,16 +46,19 @@ pub fn validate_request(m: &Message<'_>) -> Result<(), SipError> {
     }
     check_single(m)?;
     // §8.1.1: To, From, CSeq, Call-ID and Via are mandatory and must parse.
-    m.to()?;
-    m.from()?;
-    m.call_id()?;
+    let to = m.to()?;
+    let from = m.from()?;
+    let call_id = m.call_id()?;
     let cseq = m.cseq()?;
     // §8.1.1.5: the CSeq method matches the request method.
     if cseq.method_bytes != rl.method_span.get(m.buf()) {
         return Err(SipError::CSeqMethodMismatch);
     }
-    m.top_via()?;
-    for v in m.vias() {
+    let mut vias = m.vias();
+    let top_via = vias
+        .next()
+        .ok_or(SipError::MissingHeader(HeaderName::Via))??;
+    for v in vias {
         v?;
     }
     no_empty_elements(m)?;
@@ -46,7 +67,7 @@ pub fn validate_request(m: &Message<'_>) -> Result<(), SipError> {
         return Err(SipError::BadExtension);
     }
     // Headers a proxy acts on must parse when present.
-    m.max_forwards()?;
+    let max_forwards = m.max_forwards()?;
     m.expires()?;
     for r in m.routes() {
         r?;
@@ -54,13 +75,24 @@ pub fn validate_request(m: &Message<'_>) -> Result<(), SipError> {
     for r in m.record_routes() {
         r?;
     }
+    let mut contacts = 0;
     for c in m.contacts() {
         c?;
+        contacts += 1;
     }
-    if m.header(HeaderName::Contact).is_some() && m.contacts().next().is_none() {
+    if contacts == 0 && m.header(HeaderName::Contact).is_some() {
         return Err(SipError::BadHeader(HeaderName::Contact));
     }
-    Ok(())
+    Ok(Request {
+        method: rl.method,
+        ruri: uri,
+        top_via,
+        from,
+        to,
+        call_id,
+        cseq,
+        max_forwards,
+    })
 }
 
 /// Headers that identify the dialog and transaction appear once (RFC 3261
@@ -129,7 +161,7 @@ mod tests {
     }
 
     fn check(msg: &[u8]) -> Result<(), SipError> {
-        validate_request(&Message::parse(msg)?)
+        validate_request(&Message::parse(msg)?).map(|_| ())
     }
 
     #[test]

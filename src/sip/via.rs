@@ -76,6 +76,9 @@ pub struct Via<'a> {
     pub received: Option<&'a [u8]>,
     /// `rport` (RFC 3581 §3): `Some(None)` when present without a value.
     pub rport: Option<Option<u16>>,
+    /// The `rport` parameter as written (name, and value when present), so
+    /// a proxy can fill it in place without searching again.
+    pub rport_param: Option<crate::sip::Param<'a>>,
     pub maddr: Option<&'a [u8]>,
     pub ttl: Option<u8>,
 }
@@ -115,9 +118,6 @@ impl<'a> Via<'a> {
             Some(p) => Some(parse_port(scan::trim(p))?),
             None => None,
         };
-        if !params.is_well_formed() {
-            return None;
-        }
         let mut via = Via {
             raw,
             protocol_name,
@@ -131,10 +131,12 @@ impl<'a> Via<'a> {
             branch: None,
             received: None,
             rport: None,
+            rport_param: None,
             maddr: None,
             ttl: None,
         };
-        for p in params {
+        let mut it = params.into_iter();
+        for p in &mut it {
             if !is_token_str(p.name) {
                 return None;
             }
@@ -152,6 +154,7 @@ impl<'a> Via<'a> {
                 }
                 via.received = Some(r);
             } else if eq_ic(p.name, b"rport") {
+                via.rport_param = Some(p);
                 via.rport = Some(match p.value {
                     None | Some(b"") => None,
                     Some(v) => Some(parse_port(v)?),
@@ -164,6 +167,9 @@ impl<'a> Via<'a> {
                 let t = scan::parse_u32(p.value?, 3)?;
                 via.ttl = Some(u8::try_from(t).ok()?);
             }
+        }
+        if it.broken {
+            return None;
         }
         Some(via)
     }

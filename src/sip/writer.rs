@@ -145,6 +145,17 @@ pub fn set_via_received(
     Ok(())
 }
 
+/// [`set_via_received`] for a top Via already decoded from `m`.
+pub fn set_received_on(
+    m: &Message<'_>,
+    via: &Via<'_>,
+    edits: &mut Edits,
+    src: IpAddr,
+    src_port: u16,
+) {
+    via_received_edits(via, m.buf(), 0, src, src_port, edits);
+}
+
 /// Records the received/rport edits for `via` (a value inside `buf`), with
 /// offsets relative to `base`, so the same rule serves a whole message
 /// (`base` 0) and a reply that copies the value alone.
@@ -158,7 +169,7 @@ fn via_received_edits(
 ) {
     let rel = |s: Span| Span::new(s.start as usize - base, s.end as usize - base);
     if via.rport == Some(None) {
-        if let Some(p) = via.params.get(b"rport") {
+        if let Some(p) = via.rport_param {
             let name = Span::of(buf, p.name);
             // Replace "rport" (and a dangling "=") with "rport=N".
             let span = match p.value {
@@ -169,7 +180,7 @@ fn via_received_edits(
         }
     }
     if via.host.ip() != Some(src) || via.rport.is_some() {
-        match via.params.get(b"received").and_then(|p| p.value) {
+        match via.received {
             Some(v) => edits.replace_fmt(rel(Span::of(buf, v)), format_args!("{src}")),
             None => {
                 let end = Span::of(buf, via.raw).end as usize - base;
