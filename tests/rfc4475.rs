@@ -97,7 +97,7 @@ fn outcome(data: &[u8]) -> Outcome {
     let r = if m.is_request() {
         validate_request(&m).map(|_| ())
     } else {
-        validate_response(&m)
+        validate_response(&m).map(|_| ())
     };
     match r {
         Ok(()) => Accept,

@@ -539,14 +539,11 @@ impl Proxy {
     }
 
     fn response(&mut self, m: &Message<'_>, pkt: Inbound<'_>, out: &mut Vec<u8>) -> Outcome {
-        if validate_response(m).is_err() {
-            self.stats.drop(DropReason::BadResponse);
-            return Outcome::Drop(DropReason::BadResponse);
-        }
-        let Ok(top) = m.top_via() else {
+        let Ok(resp) = validate_response(m) else {
             self.stats.drop(DropReason::BadResponse);
             return Outcome::Drop(DropReason::BadResponse);
         };
+        let top = resp.top_via;
         let ours = top
             .branch
             .and_then(branch::parse)
@@ -560,7 +557,7 @@ impl Proxy {
             return Outcome::Handover { worker: b.worker };
         }
         // §16.7 step 3 / §18.2.2: the next Via says where it goes.
-        let Some(Ok(next)) = m.vias().nth(1) else {
+        let Some(next) = resp.next_via else {
             self.stats.drop(DropReason::NoNextVia);
             return Outcome::Drop(DropReason::NoNextVia);
         };

@@ -45,5 +45,5 @@ pub use nameaddr::{Contact, NameAddr};
 pub use params::{Param, Params};
 pub use span::Span;
 pub use uri::Uri;
-pub use validate::{validate_request, validate_response, Request};
+pub use validate::{validate_request, validate_response, Request, Response};
 pub use via::{Transport, Via};

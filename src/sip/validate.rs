@@ -132,21 +132,40 @@ fn no_empty_elements(m: &Message<'_>) -> Result<(), SipError> {
 
 /// Validates a response before it is routed upstream: it needs a top Via to
 /// strip and a next one to follow, and the dialog identifiers (§8.2.6, §16.7).
-pub fn validate_response(m: &Message<'_>) -> Result<(), SipError> {
+///
+/// Returns the top Via and the one below it (where the response goes next),
+/// decoded once. From and To are checked for presence, not decoded: a proxy
+/// copies them untouched.
+pub fn validate_response<'a>(m: &Message<'a>) -> Result<Response<'a>, SipError> {
     if m.is_request() {
         return Err(SipError::BadStartLine);
     }
-    for v in m.vias() {
+    let mut vias = m.vias();
+    let top_via = vias
+        .next()
+        .ok_or(SipError::MissingHeader(HeaderName::Via))??;
+    let next_via = vias.next().transpose()?;
+    for v in vias {
         v?;
     }
-    m.top_via()?;
     no_empty_elements(m)?;
     check_single(m)?;
-    m.from()?;
-    m.to()?;
+    for name in [HeaderName::From, HeaderName::To] {
+        if m.header_value(name).is_none_or(|v| v.is_empty()) {
+            return Err(SipError::MissingHeader(name));
+        }
+    }
     m.call_id()?;
     m.cseq()?;
-    Ok(())
+    Ok(Response { top_via, next_via })
+}
+
+/// What response validation decoded.
+#[derive(Clone, Debug)]
+pub struct Response<'a> {
+    pub top_via: Via<'a>,
+    /// The Via below the top one: where a proxy sends the response.
+    pub next_via: Option<Via<'a>>,
 }
 
 #[cfg(test)]
@@ -244,11 +263,11 @@ mod tests {
     #[test]
     fn response_needs_via_and_dialog_ids_rfc3261_16_7() {
         let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@x>;tag=2\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
-        assert_eq!(validate_response(&Message::parse(ok).unwrap()), Ok(()));
+        assert!(validate_response(&Message::parse(ok).unwrap()).is_ok());
         let no_via = b"SIP/2.0 200 OK\r\nTo: <sip:b@x>;tag=2\r\nFrom: <sip:a@x>;tag=1\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\r\n";
         assert_eq!(
-            validate_response(&Message::parse(no_via).unwrap()),
-            Err(SipError::MissingHeader(HeaderName::Via))
+            validate_response(&Message::parse(no_via).unwrap()).err(),
+            Some(SipError::MissingHeader(HeaderName::Via))
         );
     }
 }
