@@ -93,7 +93,7 @@ impl Health for InactiveSet {
     #[inline]
     fn is_active(&self, id: BackendId) -> bool {
         let (w, b) = word_bit(id);
-        self.bits.get(w).map_or(true, |word| word & b == 0)
+        self.bits.get(w).is_none_or(|word| word & b == 0)
     }
 }
 
@@ -158,7 +158,7 @@ impl Health for HealthTable {
         let (w, b) = word_bit(id);
         self.bits
             .get(w)
-            .map_or(true, |word| word.load(Ordering::Relaxed) & b == 0)
+            .is_none_or(|word| word.load(Ordering::Relaxed) & b == 0)
     }
 }
 

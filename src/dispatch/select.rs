@@ -301,7 +301,7 @@ impl Selector {
     fn weighted(&mut self, set: &BackendSet, tier: Option<i32>) -> Option<usize> {
         let active = &self.active;
         let eligible = set.destinations().iter().enumerate().filter(|&(i, d)| {
-            active.get(i).copied().unwrap_or(false) && tier.map_or(true, |t| d.priority == t)
+            active.get(i).copied().unwrap_or(false) && tier.is_none_or(|t| d.priority == t)
         });
         let total: u64 = eligible
             .clone()
@@ -354,7 +354,7 @@ fn hrw_best(set: &BackendSet, key: u64, health: &impl Health) -> Option<usize> {
         }
         let ident = set.ident(i);
         let s = score(key, ident, d.effective_weight(), uniform);
-        if best.map_or(true, |(bs, bi, _)| (s, ident) > (bs, bi)) {
+        if best.is_none_or(|(bs, bi, _)| (s, ident) > (bs, bi)) {
             best = Some((s, ident, i));
         }
     }
