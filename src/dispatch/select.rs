@@ -141,6 +141,20 @@ impl Selector {
         set.destinations().get(i)
     }
 
+    /// The active destination the weighted rendezvous hash of the Call-ID
+    /// picks, whatever the set's algorithm: how a stateless proxy keeps the
+    /// requests of one dialog on one backend when they carry no Route
+    /// (SIPp's built-in scenarios send ACK and BYE that way).
+    pub fn select_by_call_id<'s>(
+        &mut self,
+        set: &'s BackendSet,
+        input: &SelectInput<'_>,
+        health: &impl Health,
+    ) -> Option<&'s Destination> {
+        let key = key_hash(Algorithm::CallId, input)?;
+        set.destinations().get(hrw_best(set, key, health)?)
+    }
+
     /// Writes into `out` (cleared first) the active destinations in the order
     /// the algorithm ranks them for this input; its first element is what
     /// [`Selector::select`] would have returned from the same state.

@@ -376,13 +376,13 @@ impl Proxy {
             return Ok(Target::Reply(StatusCode::OK));
         }
         let from_backend = routing.backend_at(&pkt.src).is_some();
+        let in_dialog = req.to.tag().is_some();
         if !ruri_is_me {
             if from_backend {
                 // Toward a client: the Request-URI is the target.
                 return self.uri_target(&ruri, routing, pkt);
             }
             // In-dialog request whose remote target is a backend.
-            let in_dialog = req.to.tag().is_some();
             if in_dialog {
                 if let Some(addr) = uri_addr(&ruri) {
                     if let Some(d) = routing.backend_at(&addr) {
@@ -409,7 +409,21 @@ impl Proxy {
             Algorithm::Ruri | Algorithm::RuriUser => input.ruri = Some(ruri),
             _ => {}
         }
-        match self.selector.select(set, &input, health) {
+        // Stateless mode keeps a dialog whole (§16.11): requests inside a
+        // dialog, and the initial requests of algorithms that choose at
+        // random (weighted, random), select by the weighted rendezvous hash
+        // of the Call-ID, which every request of the dialog carries. Round
+        // robin and priority-weighted choose per initial request; their
+        // in-dialog requests follow the Route set when the UAs honour
+        // Record-Route, else the Call-ID hash (docs/dispatch.md).
+        let by_call_id =
+            in_dialog || matches!(set.algorithm(), Algorithm::Weighted | Algorithm::Random);
+        let chosen = if by_call_id {
+            self.selector.select_by_call_id(set, &input, health)
+        } else {
+            self.selector.select(set, &input, health)
+        };
+        match chosen {
             Some(d) => Ok(Target::Send {
                 to: d.addr,
                 from: Socket::Egress,

@@ -472,3 +472,48 @@ fn response_for_another_worker_is_handed_over() {
         Outcome::Send { .. }
     ));
 }
+
+#[test]
+fn weighted_and_round_robin_calls_stay_whole_without_route_rfc3261_16_11() {
+    // Weighted picks by the weighted Call-ID hash, so the BYE (no Route)
+    // follows its INVITE; round robin's in-dialog requests use the same
+    // Call-ID hash (what the INVITE got depends on the cursor).
+    let r = routing(Algorithm::Weighted);
+    let mut p = proxy(0);
+    for i in 0..50 {
+        let cid = format!("w{i}-77@127.0.0.1");
+        let first = run(&mut p, &r, &invite(&cid, ""), CLIENT, Socket::Listen(0)).outcome;
+        let bye = invite(&cid, "")
+            .replace(
+                "INVITE sip:bob@example.com",
+                "BYE sip:service@127.0.0.1:5060",
+            )
+            .replace("CSeq: 1 INVITE", "CSeq: 2 BYE")
+            .replace(
+                "To: <sip:bob@example.com>",
+                "To: <sip:bob@example.com>;tag=b9",
+            );
+        assert_eq!(
+            first,
+            run(&mut p, &r, &bye, CLIENT, Socket::Listen(0)).outcome,
+            "{cid}"
+        );
+    }
+    let rr = routing(Algorithm::RoundRobin);
+    let dests: Vec<Outcome> = (0..4)
+        .map(|i| {
+            run(
+                &mut p,
+                &rr,
+                &invite(&format!("rr{i}"), ""),
+                CLIENT,
+                Socket::Listen(0),
+            )
+            .outcome
+        })
+        .collect();
+    assert_ne!(
+        dests[0], dests[1],
+        "round robin alternates initial requests"
+    );
+}
