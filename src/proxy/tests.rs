@@ -48,6 +48,20 @@ Contact: <sip:alice@10.0.0.9:5062>\r\n\
     )
 }
 
+/// The BYE SIPp's built-in uac sends: to the proxy, no Route.
+fn sipp_bye(call_id: &str) -> String {
+    invite(call_id, "")
+        .replace(
+            "INVITE sip:bob@example.com",
+            "BYE sip:service@127.0.0.1:5060",
+        )
+        .replace("CSeq: 1 INVITE", "CSeq: 2 BYE")
+        .replace(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=b9",
+        )
+}
+
 struct Run {
     outcome: Outcome,
     out: String,
