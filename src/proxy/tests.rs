@@ -263,16 +263,7 @@ fn in_dialog_requests_follow_the_call_id_hash_rfc3261_16_11() {
     for i in 0..50 {
         let cid = format!("{i}-4242@127.0.0.1");
         let first = run(&mut p, &r, &invite(&cid, ""), CLIENT, Socket::Listen(0)).outcome;
-        let bye = invite(&cid, "")
-            .replace(
-                "INVITE sip:bob@example.com",
-                "BYE sip:service@127.0.0.1:5060",
-            )
-            .replace("CSeq: 1 INVITE", "CSeq: 2 BYE")
-            .replace(
-                "To: <sip:bob@example.com>",
-                "To: <sip:bob@example.com>;tag=b9",
-            );
+        let bye = sipp_bye(&cid);
         let later = run(&mut p, &r, &bye, CLIENT, Socket::Listen(0)).outcome;
         assert_eq!(first, later, "{cid}");
     }
@@ -497,16 +488,7 @@ fn weighted_and_round_robin_calls_stay_whole_without_route_rfc3261_16_11() {
     for i in 0..50 {
         let cid = format!("w{i}-77@127.0.0.1");
         let first = run(&mut p, &r, &invite(&cid, ""), CLIENT, Socket::Listen(0)).outcome;
-        let bye = invite(&cid, "")
-            .replace(
-                "INVITE sip:bob@example.com",
-                "BYE sip:service@127.0.0.1:5060",
-            )
-            .replace("CSeq: 1 INVITE", "CSeq: 2 BYE")
-            .replace(
-                "To: <sip:bob@example.com>",
-                "To: <sip:bob@example.com>;tag=b9",
-            );
+        let bye = sipp_bye(&cid);
         assert_eq!(
             first,
             run(&mut p, &r, &bye, CLIENT, Socket::Listen(0)).outcome,
