@@ -61,27 +61,12 @@ impl Key {
             words,
         }
     }
+}
 
-    /// Folds `name` (at most 24 bytes) to lower case, packed like `new`.
-    #[inline]
-    fn folded(name: &[u8]) -> Key {
-        #[inline]
-        fn word(s: &[u8]) -> u64 {
-            if s.is_empty() {
-                return 0;
-            }
-            load_le(s) | (0x2020_2020_2020_2020u64 >> ((8 - s.len()) * 8))
-        }
-        let n = name.len().min(24);
-        Key {
-            len: name.len(),
-            words: [
-                word(&name[..n.min(8)]),
-                word(name.get(8..n.clamp(8, 16)).unwrap_or(&[])),
-                word(name.get(16..n.clamp(16, 24)).unwrap_or(&[])),
-            ],
-        }
-    }
+/// Up to 8 name bytes as a word, folded to lower case.
+#[inline]
+fn fold_word(s: &[u8]) -> u64 {
+    load_le(s) | (0x2020_2020_2020_2020u64 >> ((8 - s.len().clamp(1, 8)) * 8))
 }
 
 /// Loads up to 8 bytes as a little-endian word (zero-filled), with two
@@ -261,10 +246,21 @@ impl HeaderName {
         if name.len() > 24 {
             return Other;
         }
-        let key = Key::folded(name);
-        for (k, h) in names_of_len(name.len()) {
-            if k.words == key.words {
-                return *h;
+        let cands = names_of_len(name.len());
+        if cands.is_empty() {
+            return Other;
+        }
+        // The first word settles most lookups; the rest only on a match.
+        let n = name.len();
+        let w0 = fold_word(&name[..n.min(8)]);
+        for (k, h) in cands {
+            if k.words[0] == w0 {
+                let rest_ok = n <= 8
+                    || (k.words[1] == fold_word(&name[8..n.min(16)])
+                        && (n <= 16 || k.words[2] == fold_word(&name[16..n])));
+                if rest_ok {
+                    return *h;
+                }
             }
         }
         Other

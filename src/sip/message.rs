@@ -55,6 +55,15 @@ pub struct Header {
 }
 
 impl Header {
+    const EMPTY: Header = Header {
+        line_start: 0,
+        line_len: 0,
+        value_off: 0,
+        value_len: 0,
+        name_len: 0,
+        name: HeaderName::Other,
+    };
+
     /// The name as written (e.g. `v` or `VIA`).
     #[inline]
     pub fn name_span(&self) -> Span {
@@ -327,7 +336,12 @@ impl<'a> Message<'a> {
         };
         let start_span = Span::new(pos, sl_end);
 
-        let mut headers: SmallVec<[Header; INLINE_HEADERS]> = SmallVec::new();
+        // Header records go into a plain array (a store per header, no
+        // capacity check through a call); only a message with more than
+        // INLINE_HEADERS lines moves them to the heap.
+        let mut inline = [Header::EMPTY; INLINE_HEADERS];
+        let mut spill: Vec<Header> = Vec::new();
+        let mut count = 0usize;
         let mut first = [NONE; HeaderName::COUNT];
         let mut content_length: Option<u32> = None;
         let headers_end;
@@ -351,11 +365,12 @@ impl<'a> Message<'a> {
             // field-name = token, then optional SP/HTAB, then ':' (§7.3.1).
             // A line starting with SP/HTAB here is a continuation with no
             // header before it, and fails the same test.
-            let mut i = line_start;
-            while i < buf.len() && scan::is_token(buf[i]) {
-                i += 1;
-            }
-            let name_len = i - line_start;
+            let rest = &buf[line_start..];
+            let name_len = rest
+                .iter()
+                .position(|&b| !scan::is_token(b))
+                .unwrap_or(rest.len());
+            let mut i = line_start + name_len;
             while i < buf.len() && (buf[i] == b' ' || buf[i] == b'\t') {
                 i += 1;
             }
@@ -391,7 +406,7 @@ impl<'a> Message<'a> {
             while ve > vs && scan::is_lws(buf[ve - 1]) {
                 ve -= 1;
             }
-            if headers.len() >= limits.max_headers {
+            if count >= limits.max_headers {
                 return Err(SipError::TooManyHeaders);
             }
             let name = HeaderName::from_bytes(&buf[line_start..line_start + name_len]);
@@ -405,19 +420,29 @@ impl<'a> Message<'a> {
                 }
             }
             if name != HeaderName::Other && first[name as usize] == NONE {
-                first[name as usize] = headers.len() as u16;
+                first[name as usize] = count as u16;
             }
             if line_after - line_start > usize::from(u16::MAX) {
                 return Err(SipError::LineTooLong);
             }
-            headers.push(Header {
+            let h = Header {
                 line_start: line_start as u32,
                 line_len: (line_after - line_start) as u16,
                 value_off: (vs - line_start) as u16,
                 value_len: (ve - vs) as u16,
                 name_len: name_len as u8,
                 name,
-            });
+            };
+            match inline.get_mut(count) {
+                Some(slot) => *slot = h,
+                None => {
+                    if spill.is_empty() {
+                        spill.extend_from_slice(&inline);
+                    }
+                    spill.push(h);
+                }
+            }
+            count += 1;
             next = line_after;
         }
         let body_start = next;
@@ -427,6 +452,11 @@ impl<'a> Message<'a> {
             Some(n) if n as usize > available => return Err(SipError::ContentLengthTooLarge),
             Some(n) => n as usize,
             None => available,
+        };
+        let headers = if count <= INLINE_HEADERS {
+            SmallVec::from_buf_and_len(inline, count)
+        } else {
+            SmallVec::from_vec(spill)
         };
         Ok(Message {
             buf,
