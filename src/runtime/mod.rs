@@ -135,7 +135,6 @@ pub struct WorkerSetup {
     pub proxy: Proxy,
     pub routing: Arc<ArcSwap<Routing>>,
     pub health: Arc<HealthTable>,
-    pub mesh: mesh::MeshEnd,
     pub shutdown: Arc<AtomicBool>,
     stats_out: Arc<Mutex<Stats>>,
     last_publish: Instant,
@@ -151,6 +150,12 @@ impl WorkerSetup {
             }
         }
     }
+}
+
+/// One worker's end of the cross-core mesh, in its driver's kind.
+enum WorkerMesh {
+    Portable(mesh::MeshEnd),
+    Uring(uring::End),
 }
 
 /// The running workers.
@@ -249,23 +254,26 @@ pub fn start(
 
     let routing = Arc::new(ArcSwap::from_pointee(routing));
     let shutdown = Arc::new(AtomicBool::new(false));
-    let meshes = mesh::build(n)?;
     let mut handles = Vec::with_capacity(n);
     let mut stats = Vec::with_capacity(n);
-    let uring_mesh = if driver == Driver::Uring {
-        Some(uring::Mesh::build(n))
-    } else {
-        None
+    // Each driver gets its own kind of mesh; only that one is built.
+    let mut meshes: Vec<WorkerMesh> = match driver {
+        Driver::Portable => mesh::build(n)?
+            .into_iter()
+            .map(WorkerMesh::Portable)
+            .collect(),
+        Driver::Uring => uring::Mesh::build(n)
+            .into_ends()
+            .into_iter()
+            .map(WorkerMesh::Uring)
+            .collect(),
     };
-    let mut uring_ends = uring_mesh
-        .map(|m| m.into_ends())
-        .unwrap_or_default()
-        .into_iter();
-    for ((w, mesh), (lsocks, esock)) in meshes
-        .into_iter()
-        .enumerate()
-        .zip(listen_socks.into_iter().zip(egress_socks))
-    {
+    // Popped from the back: worker 0 first.
+    meshes.reverse();
+    for (w, (lsocks, esock)) in listen_socks.into_iter().zip(egress_socks).enumerate() {
+        let worker_mesh = meshes
+            .pop()
+            .ok_or_else(|| io::Error::other("mesh has fewer ends than workers"))?;
         let mut socks: Vec<(UdpSocket, Socket)> = lsocks
             .into_iter()
             .enumerate()
@@ -281,19 +289,17 @@ pub fn start(
             proxy: Proxy::new(proxy_cfg.clone(), Arc::clone(&identity), w as u8),
             routing: Arc::clone(&routing),
             health: Arc::clone(&health),
-            mesh,
             shutdown: Arc::clone(&shutdown),
             stats_out: out,
             last_publish: Instant::now(),
         };
-        let uend = uring_ends.next();
         let h = std::thread::Builder::new()
             .name(format!("sipfront-w{w}"))
             .spawn(move || {
                 block_signals();
-                match (driver, uend) {
-                    (Driver::Uring, Some(end)) => uring::run_worker(setup, end),
-                    _ => portable::run_worker(setup),
+                match worker_mesh {
+                    WorkerMesh::Uring(end) => uring::run_worker(setup, end),
+                    WorkerMesh::Portable(end) => portable::run_worker(setup, end),
                 }
             })?;
         handles.push(h);

@@ -223,7 +223,10 @@ impl SendBatch {
 }
 
 /// Runs one worker until shutdown.
-pub fn run_worker(mut w: WorkerSetup) -> io::Result<crate::proxy::stats::Stats> {
+pub fn run_worker(
+    mut w: WorkerSetup,
+    mesh: mesh::MeshEnd,
+) -> io::Result<crate::proxy::stats::Stats> {
     pin_to_cpu(w.cpu);
     // SAFETY: plain epoll syscalls on fds this worker owns.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -245,7 +248,7 @@ pub fn run_worker(mut w: WorkerSetup) -> io::Result<crate::proxy::stats::Stats> 
     for (i, (s, _)) in socks.iter().enumerate() {
         add(s.as_raw_fd(), i as u64)?;
     }
-    add(w.mesh.wake_fd(), MESH_TOKEN)?;
+    add(mesh.wake_fd(), MESH_TOKEN)?;
 
     let mut rx = RecvBatch::new();
     let mut tx: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
@@ -267,8 +270,8 @@ pub fn run_worker(mut w: WorkerSetup) -> io::Result<crate::proxy::stats::Stats> 
         for ev in events.iter().take(n as usize) {
             let token = ev.u64;
             if token == MESH_TOKEN {
-                w.mesh.clear_wake();
-                while let Some(h) = w.mesh.try_recv() {
+                mesh.clear_wake();
+                while let Some(h) = mesh.try_recv() {
                     w.proxy.stats.handovers_in += 1;
                     let pkt = Inbound {
                         data: &h.data,
@@ -329,7 +332,7 @@ pub fn run_worker(mut w: WorkerSetup) -> io::Result<crate::proxy::stats::Stats> 
                         }
                         Outcome::Drop(_) => {}
                         Outcome::Handover { worker } => {
-                            if !w.mesh.send(
+                            if !mesh.send(
                                 worker,
                                 mesh::Handover {
                                     data: data.to_vec(),
