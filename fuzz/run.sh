@@ -32,7 +32,15 @@ for f in files:
 PY
 for t in $targets; do
   echo "== fuzz $t for ${secs}s"
-  RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=8192 2>&1 | grep -E "^(#[0-9]+\s+(DONE|INITED)|==|SUMMARY|Done)" || true
-  # cargo fuzz exits non-zero on a crash; re-check its artifacts.
-  if ls "artifacts/$t"/crash-* >/dev/null 2>&1; then echo "fuzz $t: crash found"; exit 1; fi
+  log=$(mktemp)
+  status=0
+  RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=8192 >"$log" 2>&1 || status=$?
+  grep -E "^(#[0-9]+\s+(DONE|INITED)|==|SUMMARY|Done)" "$log" || true
+  if [ "$status" -ne 0 ]; then
+    # A crash (artifact written) or a build failure: both fail the run.
+    tail -n 30 "$log"
+    echo "fuzz $t: failed (exit $status)"
+    exit 1
+  fi
+  rm -f "$log"
 done
