@@ -194,6 +194,9 @@ impl<'b> Lines<'b> {
 /// `SIP/<digits>.<digits>`, "SIP" case-insensitive (RFC 3261 §25.1).
 /// Returns whether it is 2.0.
 fn check_version(v: &[u8]) -> Result<(), SipError> {
+    if v == b"SIP/2.0" {
+        return Ok(());
+    }
     if v.len() < 7 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return Err(SipError::BadVersion);
     }

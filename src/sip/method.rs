@@ -28,9 +28,7 @@ impl Method {
     /// Classifies a method token. Methods are case-sensitive (RFC 3261 §7.1),
     /// so `invite` is an extension method, not INVITE.
     pub fn from_bytes(b: &[u8]) -> Option<Method> {
-        if !is_token_str(b) {
-            return None;
-        }
+        // Known methods first: they are tokens by construction.
         Some(match b {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
@@ -46,7 +44,8 @@ impl Method {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"UPDATE" => Method::Update,
-            _ => Method::Other,
+            _ if is_token_str(b) => Method::Other,
+            _ => return None,
         })
     }
 
