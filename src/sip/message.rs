@@ -402,8 +402,16 @@ impl<'a> Message<'a> {
             }
             // Trim LWS (folds included) around the value.
             let mut vs = value_start;
-            while vs < value_end && scan::is_lws(buf[vs]) {
+            // Nearly every value starts after exactly one SP.
+            if buf.get(vs) == Some(&b' ')
+                && buf.get(vs + 1).is_some_and(|&b| b > b' ')
+                && vs < value_end
+            {
                 vs += 1;
+            } else {
+                while vs < value_end && scan::is_lws(buf[vs]) {
+                    vs += 1;
+                }
             }
             let mut ve = value_end;
             while ve > vs && scan::is_lws(buf[ve - 1]) {
