@@ -179,7 +179,7 @@ impl Proxy {
             }
             Ok(m) => {
                 self.stats.responses_in += 1;
-                self.response(&m, pkt, out)
+                self.response(&m, out)
             }
             Err(e) => {
                 // Answer what can be answered (505 for SIP/7.0, 400 for a
@@ -552,7 +552,7 @@ impl Proxy {
         writer::write(m, e, out).map_err(|_| SipError::BadHeader(HeaderName::Via))
     }
 
-    fn response(&mut self, m: &Message<'_>, pkt: Inbound<'_>, out: &mut Vec<u8>) -> Outcome {
+    fn response(&mut self, m: &Message<'_>, out: &mut Vec<u8>) -> Outcome {
         let Ok(resp) = validate_response(m) else {
             self.stats.drop(DropReason::BadResponse);
             return Outcome::Drop(DropReason::BadResponse);
@@ -602,7 +602,6 @@ impl Proxy {
         } else {
             0
         };
-        let _ = pkt;
         Outcome::Send {
             to: SocketAddr::new(ip, port),
             from: Socket::Listen(listen),
