@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 type Item = (Vec<u8>, SocketAddr, Socket);
@@ -192,5 +193,3 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
         Ok(stats)
     })
 }
-
-use std::sync::Arc;
