@@ -576,9 +576,7 @@ impl Proxy {
             return Outcome::Drop(DropReason::NoNextVia);
         };
         let ip = match next.received {
-            Some(r) => crate::sip::host::parse_host(r)
-                .and_then(|h| h.ip())
-                .or_else(|| crate::sip::host::parse_ipv6(r).map(IpAddr::V6)),
+            Some(r) => crate::sip::host::parse_ip(r),
             None => next.host.ip(),
         };
         let port = match next.rport {

@@ -89,6 +89,14 @@ pub fn parse_host(s: &[u8]) -> Option<Host<'_>> {
     is_hostname(s).then_some(Host::Name(s))
 }
 
+/// An IP address literal as `received` carries it (RFC 3261 §20.42): IPv4,
+/// or IPv6 with or without brackets (RFC 5118 §4.5 allows both).
+pub fn parse_ip(s: &[u8]) -> Option<IpAddr> {
+    parse_host(s)
+        .and_then(|h| h.ip())
+        .or_else(|| parse_ipv6(s).map(IpAddr::V6))
+}
+
 /// Parses a port: 1*DIGIT in 1..=65535.
 pub fn parse_port(s: &[u8]) -> Option<u16> {
     if s.is_empty() || s.len() > 5 || !s.iter().all(u8::is_ascii_digit) {
@@ -161,6 +169,17 @@ mod tests {
         ] {
             assert_eq!(parse_host(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn ip_literals_for_received_rfc5118_4_5() {
+        assert_eq!(
+            parse_ip(b"192.0.2.1"),
+            Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        );
+        assert!(matches!(parse_ip(b"2001:db8::1"), Some(IpAddr::V6(_))));
+        assert!(matches!(parse_ip(b"[2001:db8::1]"), Some(IpAddr::V6(_))));
+        assert_eq!(parse_ip(b"example.com"), None);
     }
 
     #[test]

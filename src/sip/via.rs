@@ -147,8 +147,7 @@ impl<'a> Via<'a> {
                 let r = p.value?;
                 // RFC 3261 §20.42: an IPv4 or IPv6 address (RFC 5118 allows
                 // the bracketless IPv6 form as well).
-                let ok = parse_host(r).is_some_and(|h| h.is_ip())
-                    || crate::sip::host::parse_ipv6(r).is_some();
+                let ok = crate::sip::host::parse_ip(r).is_some();
                 if !ok {
                     return None;
                 }
