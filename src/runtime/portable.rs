@@ -222,6 +222,17 @@ impl SendBatch {
     }
 }
 
+/// Queues the datagram the proxy wrote into `scratch` for `to`: the
+/// buffers are traded with the batch slot instead of copied; a full batch
+/// goes out at once.
+fn queue(batch: &mut SendBatch, sock: &UdpSocket, scratch: &mut Vec<u8>, to: SocketAddr) {
+    std::mem::swap(batch.slot(), scratch);
+    batch.commit(to);
+    if batch.is_full() {
+        batch.flush(sock.as_raw_fd());
+    }
+}
+
 /// Runs one worker until shutdown.
 pub fn run_worker(
     mut w: WorkerSetup,
@@ -282,11 +293,7 @@ pub fn run_worker(
                     match w.proxy.handle(&routing, &*w.health, pkt, &mut scratch) {
                         Outcome::Send { to, from } => {
                             if let Some(i) = sock_index(from) {
-                                std::mem::swap(tx[i].slot(), &mut scratch);
-                                tx[i].commit(to);
-                                if tx[i].is_full() {
-                                    tx[i].flush(socks[i].0.as_raw_fd());
-                                }
+                                queue(&mut tx[i], &socks[i].0, &mut scratch, to);
                             }
                         }
                         // Handed over once already: never bounce again.
@@ -322,13 +329,7 @@ pub fn run_worker(
                     match w.proxy.handle(&routing, &*w.health, pkt, &mut scratch) {
                         Outcome::Send { to, from } => {
                             let Some(o) = sock_index(from) else { continue };
-                            // The reply was written into `scratch`: trade
-                            // buffers with the batch slot instead of copying.
-                            std::mem::swap(tx[o].slot(), &mut scratch);
-                            tx[o].commit(to);
-                            if tx[o].is_full() {
-                                tx[o].flush(socks[o].0.as_raw_fd());
-                            }
+                            queue(&mut tx[o], &socks[o].0, &mut scratch, to);
                         }
                         Outcome::Drop(_) => {}
                         Outcome::Handover { worker } => {

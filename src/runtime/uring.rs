@@ -57,6 +57,21 @@ impl Mesh {
     }
 }
 
+/// Sends `out` to `dst` from the worker's socket of kind `from`.
+async fn send_from(
+    gsocks: &[UdpSocket],
+    kinds: &[Socket],
+    from: Socket,
+    out: &[u8],
+    dst: SocketAddr,
+) {
+    if let Some(o) = kinds.iter().position(|k| *k == from) {
+        if let Err(e) = gsocks[o].send_to(out, dst).await {
+            tracing::warn!(error = %e, "send_to");
+        }
+    }
+}
+
 /// Runs one worker on a glommio executor until shutdown.
 pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
     let cpu = w.cpu;
@@ -105,9 +120,7 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
                         w.proxy.handle(&routing, &*health, pkt, &mut out)
                     };
                     if let Outcome::Send { to: dst, from } = outcome {
-                        if let Some(o) = kinds.iter().position(|k| *k == from) {
-                            let _ = gsocks[o].send_to(&out, dst).await;
-                        }
+                        send_from(&gsocks, &kinds, from, &out, dst).await;
                     }
                 }
             }));
@@ -155,11 +168,7 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
                     };
                     match outcome {
                         Outcome::Send { to: dst, from } => {
-                            if let Some(o) = kinds.iter().position(|k| *k == from) {
-                                if let Err(e) = gsocks[o].send_to(&out, dst).await {
-                                    tracing::warn!(error = %e, "send_to");
-                                }
-                            }
+                            send_from(&gsocks, &kinds, from, &out, dst).await;
                         }
                         Outcome::Handover { worker } => {
                             let sent = to
