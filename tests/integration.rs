@@ -186,19 +186,24 @@ fn assert_clean_counters(c: &std::collections::BTreeMap<String, u64>, split: &Sp
     }
 }
 
+/// sipfront with 2 workers in front of the test's two backends.
+fn two_backend_args(ports: &Ports) -> Vec<String> {
+    args(&[
+        "--listen",
+        &format!("udp:127.0.0.1:{}", ports.listen()),
+        "--backend",
+        &format!("sip:127.0.0.1:{}", ports.backend(0)),
+        "--backend",
+        &format!("sip:127.0.0.1:{}", ports.backend(1)),
+        "--workers",
+        "2",
+    ])
+}
+
 fn calls_through_two_backends(name: &str, driver: Driver) {
-    let Some((split, counters)) = run_calls(name, driver, CALLS, |ports, _| {
-        args(&[
-            "--listen",
-            &format!("udp:127.0.0.1:{}", ports.listen()),
-            "--backend",
-            &format!("sip:127.0.0.1:{}", ports.backend(0)),
-            "--backend",
-            &format!("sip:127.0.0.1:{}", ports.backend(1)),
-            "--workers",
-            "2",
-        ])
-    }) else {
+    let Some((split, counters)) =
+        run_calls(name, driver, CALLS, |ports, _| two_backend_args(ports))
+    else {
         return;
     };
     split.assert_each_call_on_one_backend(CALLS as usize);
@@ -476,20 +481,7 @@ fn bad_input_is_answered_or_dropped_while_calls_continue(name: &str, driver: Dri
 fn sigterm_exits_cleanly(name: &str, driver: Driver) {
     let ports = Ports::for_test(name);
     let dir = TempDir::new(name);
-    let Some(mut sf) = start_sipfront(
-        &dir,
-        &args(&[
-            "--listen",
-            &format!("udp:127.0.0.1:{}", ports.listen()),
-            "--backend",
-            &format!("sip:127.0.0.1:{}", ports.backend(0)),
-            "--backend",
-            &format!("sip:127.0.0.1:{}", ports.backend(1)),
-            "--workers",
-            "2",
-        ]),
-        driver,
-    ) else {
+    let Some(mut sf) = start_sipfront(&dir, &two_backend_args(&ports), driver) else {
         return;
     };
     // Idle: no traffic at all. Let startup settle, then measure 2 s.
