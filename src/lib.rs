@@ -9,4 +9,4 @@ pub mod config;
 pub mod dispatch;
 pub mod proxy;
 pub mod runtime;
-pub mod sip;
+pub use sipfront_sip as sip;

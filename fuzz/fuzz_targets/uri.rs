@@ -1,4 +1,4 @@
-//! Fuzzes the SIP/SIPS/TEL URI parser (src/sip/uri.rs): any input must parse
+//! Fuzzes the SIP/SIPS/TEL URI parser (sip/src/uri.rs): any input must parse
 //! or fail without panicking, and a parsed URI must be internally consistent.
 #![no_main]
 

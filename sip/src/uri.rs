@@ -1319,7 +1319,7 @@ mod tests {
             ("cparam01", "3.3.12", Ok(S)), ("cparam02", "3.3.13", Ok(S)), ("regescrt", "3.3.14", Ok(S)),
             ("sdp01", "3.3.15", Ok(S)), ("inv2543", "3.4.1", Ok(S)),
         ];
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/rfc4475");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/rfc4475");
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

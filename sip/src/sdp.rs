@@ -1307,8 +1307,8 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::header::HeaderName;
-    use crate::sip::message::Message;
+    use crate::header::HeaderName;
+    use crate::message::Message;
     use proptest::prelude::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -78,7 +78,7 @@ pub struct Via<'a> {
     pub rport: Option<Option<u16>>,
     /// The `rport` parameter as written (name, and value when present), so
     /// a proxy can fill it in place without searching again.
-    pub rport_param: Option<crate::sip::Param<'a>>,
+    pub rport_param: Option<crate::Param<'a>>,
     pub maddr: Option<&'a [u8]>,
     pub ttl: Option<u8>,
 }
@@ -147,7 +147,7 @@ impl<'a> Via<'a> {
                 let r = p.value?;
                 // RFC 3261 §20.42: an IPv4 or IPv6 address (RFC 5118 allows
                 // the bracketless IPv6 form as well).
-                let ok = crate::sip::host::parse_ip(r).is_some();
+                let ok = crate::host::parse_ip(r).is_some();
                 if !ok {
                     return None;
                 }

@@ -307,7 +307,7 @@ impl HeaderName {
 
     /// Headers whose value is a comma-separated list that may be split
     /// across several lines or combined in one (RFC 3261 §7.3.1). Values of
-    /// these are split with [`crate::sip::scan::CommaSplit`].
+    /// these are split with [`crate::scan::CommaSplit`].
     pub fn is_list(&self) -> bool {
         use HeaderName::*;
         matches!(
