@@ -288,6 +288,7 @@ impl Proxy {
             }) => match self.forward(m, &req, pkt, from, out) {
                 Ok(()) => {
                     self.stats.requests_forwarded += 1;
+                    self.stats.forwarded_method(req.method);
                     if let Some(b) = backend {
                         self.stats.forwarded_to(b);
                     }

@@ -85,6 +85,70 @@ pub struct Stats {
     pub handovers_in: u64,
     /// Requests forwarded per backend (index = BackendId).
     pub per_backend: Vec<u64>,
+    /// Requests forwarded per method (index = `Method as usize`).
+    pub per_method: [u64; METHODS],
+    /// Live transactions (stateful mode): a gauge, summed over workers.
+    pub transactions_current: u64,
+    /// Transactions created since start.
+    pub transactions_total: u64,
+    /// New requests refused with 503 because the worker's table was full.
+    pub transactions_refused: u64,
+    /// Retransmitted requests absorbed (answered with the last response or
+    /// ignored) instead of forwarded again.
+    pub retransmissions_absorbed: u64,
+    /// Requests and final responses retransmitted by sipfront's timers
+    /// (RFC 3261 §17 timers A, E, G).
+    pub retransmissions_sent: u64,
+    /// Requests sent on to the next destination after a timeout or a
+    /// failover code.
+    pub failovers: u64,
+    /// Client transactions that timed out without a final response.
+    pub timeouts: u64,
+    /// CANCELs matched to a pending INVITE.
+    pub cancels: u64,
+    /// INVITE sent → first response, per backend (stateful mode).
+    pub latency: Vec<Histogram>,
+}
+
+/// Number of `Method` variants.
+pub const METHODS: usize = 15;
+const _: () = assert!(crate::sip::Method::Other as usize + 1 == METHODS);
+
+/// Upper bounds (seconds) of the latency histogram buckets; the last
+/// bucket is +Inf.
+pub const LATENCY_BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A fixed-bucket histogram (Prometheus semantics once made cumulative).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Histogram {
+    /// Observations per bucket, not cumulative; the last is above every bound.
+    pub buckets: [u64; LATENCY_BOUNDS.len() + 1],
+    pub count: u64,
+    /// Sum of the observations, in microseconds.
+    pub sum_us: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum_us += d.as_micros() as u64;
+    }
+
+    pub fn merge(&mut self, o: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets.iter()) {
+            *a += b;
+        }
+        self.count += o.count;
+        self.sum_us += o.sum_us;
+    }
 }
 
 impl Default for Stats {
@@ -100,6 +164,16 @@ impl Default for Stats {
             handovers_out: 0,
             handovers_in: 0,
             per_backend: Vec::new(),
+            per_method: [0; METHODS],
+            transactions_current: 0,
+            transactions_total: 0,
+            transactions_refused: 0,
+            retransmissions_absorbed: 0,
+            retransmissions_sent: 0,
+            failovers: 0,
+            timeouts: 0,
+            cancels: 0,
+            latency: Vec::new(),
         }
     }
 }
@@ -154,6 +228,38 @@ impl Stats {
         for (a, b) in self.per_backend.iter_mut().zip(o.per_backend.iter()) {
             *a += b;
         }
+        for (a, b) in self.per_method.iter_mut().zip(o.per_method.iter()) {
+            *a += b;
+        }
+        self.transactions_current += o.transactions_current;
+        self.transactions_total += o.transactions_total;
+        self.transactions_refused += o.transactions_refused;
+        self.retransmissions_absorbed += o.retransmissions_absorbed;
+        self.retransmissions_sent += o.retransmissions_sent;
+        self.failovers += o.failovers;
+        self.timeouts += o.timeouts;
+        self.cancels += o.cancels;
+        if self.latency.len() < o.latency.len() {
+            self.latency.resize(o.latency.len(), Histogram::default());
+        }
+        for (a, b) in self.latency.iter_mut().zip(o.latency.iter()) {
+            a.merge(b);
+        }
+    }
+
+    /// Counts a request forwarded with `method`.
+    pub fn forwarded_method(&mut self, method: crate::sip::Method) {
+        if let Some(c) = self.per_method.get_mut(method as usize) {
+            *c += 1;
+        }
+    }
+
+    /// Records INVITE → first response time for `backend`.
+    pub fn observe_latency(&mut self, backend: usize, d: std::time::Duration) {
+        if backend >= self.latency.len() {
+            self.latency.resize(backend + 1, Histogram::default());
+        }
+        self.latency[backend].observe(d);
     }
 
     /// One line per non-zero counter, `name value`, for logs and the demo.
@@ -177,6 +283,20 @@ impl Stats {
         }
         for (i, n) in self.per_backend.iter().enumerate() {
             s.push_str(&format!("forwarded_backend_{i} {n}\n"));
+        }
+        for (name, v) in [
+            ("transactions_current", self.transactions_current),
+            ("transactions_total", self.transactions_total),
+            ("transactions_refused", self.transactions_refused),
+            ("retransmissions_absorbed", self.retransmissions_absorbed),
+            ("retransmissions_sent", self.retransmissions_sent),
+            ("failovers", self.failovers),
+            ("timeouts", self.timeouts),
+            ("cancels", self.cancels),
+        ] {
+            if v > 0 {
+                s.push_str(&format!("{name} {v}\n"));
+            }
         }
         s
     }
