@@ -18,6 +18,7 @@ pub(crate) struct FileConfig {
     pub server: ServerFile,
     pub log: LogFile,
     pub proxy: ProxyFile,
+    pub transaction: TransactionFile,
     pub routing: RoutingFile,
     pub backend_set: Vec<Val<BackendSetFile>>,
 }
@@ -49,6 +50,19 @@ pub(crate) struct ProxyFile {
     pub max_message_size: Option<Val<i64>>,
     pub max_headers: Option<Val<i64>>,
     pub max_forwards: Option<Val<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TransactionFile {
+    pub t1_ms: Option<Val<i64>>,
+    pub t2_ms: Option<Val<i64>>,
+    pub t4_ms: Option<Val<i64>>,
+    pub fr_timeout_ms: Option<Val<i64>>,
+    pub fr_inv_timeout_ms: Option<Val<i64>>,
+    pub max_transactions: Option<Val<i64>>,
+    pub max_tries: Option<Val<i64>>,
+    pub failover_codes: Option<Val<Vec<Val<i64>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

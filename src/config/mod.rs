@@ -36,7 +36,8 @@ pub use error::{ConfigError, Location};
 pub use schema::{
     Advertise, BackendSetConfig, Config, DestinationConfig, DomainPattern, HeaderMatch,
     HeaderValueMatch, IoDriver, Listen, LogConfig, LogFormat, ProxyConfig, ProxyMode,
-    RoutingConfig, RuleConfig, ServerConfig, Transport, Workers, ALGORITHM_NAMES,
+    RoutingConfig, RuleConfig, ServerConfig, TransactionConfig, Transport, Workers,
+    ALGORITHM_NAMES,
 };
 
 use env::Overrides;

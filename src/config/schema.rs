@@ -50,6 +50,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub proxy: ProxyConfig,
+    pub transaction: TransactionConfig,
     pub routing: RoutingConfig,
     /// In file order; names are unique.
     pub backend_sets: Vec<BackendSetConfig>,
@@ -109,6 +110,21 @@ impl Config {
             p.max_headers,
             p.max_forwards
         );
+        if p.mode == ProxyMode::Stateful {
+            let t = &self.transaction;
+            let _ = writeln!(
+                s,
+                "transaction: T1 {} ms, T2 {} ms, T4 {} ms, fr {} ms, fr_inv {} ms, max {} per worker, {} tries on {:?}",
+                t.t1_ms,
+                t.t2_ms,
+                t.t4_ms,
+                t.fr_timeout_ms,
+                t.fr_inv_timeout_ms,
+                t.max_transactions,
+                t.max_tries,
+                t.failover_codes
+            );
+        }
         let _ = writeln!(s, "log: {} at {}", self.log.format, self.log.level);
         let _ = writeln!(s, "backend sets: {}", self.backend_sets.len());
         for set in &self.backend_sets {
@@ -528,7 +544,7 @@ pub struct ProxyConfig {
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
-            mode: ProxyMode::Stateless,
+            mode: ProxyMode::Stateful,
             record_route: DEFAULT_RECORD_ROUTE,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
@@ -540,9 +556,9 @@ impl Default for ProxyConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ProxyMode {
     /// No per-call state (Kamailio `forward()`/stateless dispatcher).
-    #[default]
     Stateless,
     /// RFC 3261 §17 transactions (Kamailio `t_relay()`).
+    #[default]
     Stateful,
 }
 
@@ -563,6 +579,49 @@ impl fmt::Display for ProxyMode {
             ProxyMode::Stateless => "stateless",
             ProxyMode::Stateful => "stateful",
         })
+    }
+}
+
+// ---- [transaction] ----
+
+pub const DEFAULT_T1_MS: u64 = 500;
+pub const DEFAULT_T2_MS: u64 = 4000;
+pub const DEFAULT_T4_MS: u64 = 5000;
+pub const DEFAULT_FR_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_FR_INV_TIMEOUT_MS: u64 = 181_000;
+pub const DEFAULT_MAX_TRANSACTIONS: usize = 65_536;
+pub const DEFAULT_MAX_TRIES: u8 = 3;
+pub const DEFAULT_FAILOVER_CODES: [u16; 5] = [408, 500, 502, 503, 504];
+
+/// Stateful mode: RFC 3261 §17 timers, failover and the table bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionConfig {
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+    /// No response at all from a destination for this long → fail over.
+    pub fr_timeout_ms: u64,
+    /// Timer C (§16.8): a provisional answer but no final one.
+    pub fr_inv_timeout_ms: u64,
+    /// Live transactions per worker.
+    pub max_transactions: usize,
+    /// Destinations tried per request, the first included.
+    pub max_tries: u8,
+    pub failover_codes: Vec<u16>,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            t1_ms: DEFAULT_T1_MS,
+            t2_ms: DEFAULT_T2_MS,
+            t4_ms: DEFAULT_T4_MS,
+            fr_timeout_ms: DEFAULT_FR_TIMEOUT_MS,
+            fr_inv_timeout_ms: DEFAULT_FR_INV_TIMEOUT_MS,
+            max_transactions: DEFAULT_MAX_TRANSACTIONS,
+            max_tries: DEFAULT_MAX_TRIES,
+            failover_codes: DEFAULT_FAILOVER_CODES.to_vec(),
+        }
     }
 }
 

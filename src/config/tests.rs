@@ -80,7 +80,9 @@ fn defaults() {
     assert_eq!(s.send_buffer, 8_388_608);
     assert_eq!(cfg.log.format, LogFormat::Human);
     assert_eq!(cfg.log.level, "info");
-    assert_eq!(cfg.proxy.mode, ProxyMode::Stateless);
+    assert_eq!(cfg.proxy.mode, ProxyMode::Stateful);
+    assert_eq!(cfg.transaction, TransactionConfig::default());
+    assert_eq!(cfg.transaction.failover_codes, [408, 500, 502, 503, 504]);
     assert!(cfg.proxy.record_route);
     assert_eq!(cfg.proxy.max_message_size, 65535);
     assert_eq!(cfg.proxy.max_headers, 128);
@@ -143,6 +145,7 @@ fn example_file_loads() {
     assert_eq!(cfg.server, ServerConfig::default());
     assert_eq!(cfg.log, LogConfig::default());
     assert_eq!(cfg.proxy, ProxyConfig::default());
+    assert_eq!(cfg.transaction, TransactionConfig::default());
     let summary = cfg.summary();
     assert!(summary.contains("rule 1: methods INVITE"), "{summary}");
 }
@@ -1124,4 +1127,33 @@ fn list_file_import() {
     assert_eq!(cfg.backend_sets[0].list_file, None);
     assert_eq!(cfg.backend_sets[0].destinations.len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// RFC 3261 §17.1.2.2: T2 caps the doubling that starts at T1.
+#[test]
+fn transaction_t2_below_t1_is_refused() {
+    assert_err(
+        &format!("[transaction]\nt1_ms = 2000\nt2_ms = 1000\n{SET}"),
+        3,
+        9,
+        "transaction.t2_ms",
+        "T2",
+    );
+}
+
+#[test]
+fn transaction_failover_codes_must_be_final_non_2xx() {
+    assert_err(
+        &format!("[transaction]\nfailover_codes = [503, 200]\n{SET}"),
+        2,
+        24,
+        "transaction.failover_codes",
+        "final non-2xx",
+    );
+    let cfg = load_text(&format!(
+        "[transaction]\nfailover_codes = [486]\nmax_tries = 2\n{SET}"
+    ))
+    .unwrap();
+    assert_eq!(cfg.transaction.failover_codes, [486]);
+    assert_eq!(cfg.transaction.max_tries, 2);
 }

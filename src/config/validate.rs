@@ -33,6 +33,7 @@ pub(crate) fn build(
     let server = server(&f, ctx)?;
     let log = log(&f, ctx)?;
     let proxy = proxy(&f, ctx)?;
+    let transaction = transaction(&f, ctx)?;
     let listen_ips: Vec<IpAddr> = server.listen.iter().map(|l| l.addr.ip()).collect();
     let sets = backend_sets(&f.backend_set, ctx, base_dir, resolve, &listen_ips)?;
     let routing = routing(&f, ctx, &sets)?;
@@ -40,6 +41,7 @@ pub(crate) fn build(
         server,
         log,
         proxy,
+        transaction,
         routing,
         backend_sets: sets,
         source: ctx.file.map(|s| s.path.clone()),
@@ -276,6 +278,78 @@ fn proxy(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProxyConfig> {
             Some(v) => int_in(ctx, v, "proxy.max_forwards", 1, 255, "max_forwards")? as u8,
             None => d.max_forwards,
         },
+    })
+}
+
+// ---- [transaction] ----
+
+fn transaction(f: &FileConfig, ctx: Ctx<'_>) -> Res<TransactionConfig> {
+    let t = &f.transaction;
+    let d = TransactionConfig::default();
+    let ms = |v: &Option<Val<i64>>, key: &str, lo: i64, hi: i64, def: u64| -> Res<u64> {
+        match v {
+            Some(v) => Ok(int_in(ctx, v, key, lo, hi, "milliseconds")? as u64),
+            None => Ok(def),
+        }
+    };
+    let t1_ms = ms(&t.t1_ms, "transaction.t1_ms", 10, 10_000, d.t1_ms)?;
+    let t2_ms = ms(&t.t2_ms, "transaction.t2_ms", 10, 60_000, d.t2_ms)?;
+    if t2_ms < t1_ms {
+        let origin = t.t2_ms.as_ref().or(t.t1_ms.as_ref()).map(|v| &v.origin);
+        return Err(ctx.err(
+            origin.unwrap_or(&Origin::Default),
+            "transaction.t2_ms",
+            format!("T2 ({t2_ms} ms) must not be below T1 ({t1_ms} ms): RFC 3261 §17.1.2.2"),
+        ));
+    }
+    let mut failover_codes = d.failover_codes.clone();
+    if let Some(list) = &t.failover_codes {
+        failover_codes.clear();
+        for c in &list.value {
+            failover_codes.push(int_in(
+                ctx,
+                c,
+                "transaction.failover_codes",
+                300,
+                699,
+                "a final non-2xx status code",
+            )? as u16);
+        }
+    }
+    Ok(TransactionConfig {
+        t1_ms,
+        t2_ms,
+        t4_ms: ms(&t.t4_ms, "transaction.t4_ms", 10, 60_000, d.t4_ms)?,
+        fr_timeout_ms: ms(
+            &t.fr_timeout_ms,
+            "transaction.fr_timeout_ms",
+            100,
+            600_000,
+            d.fr_timeout_ms,
+        )?,
+        fr_inv_timeout_ms: ms(
+            &t.fr_inv_timeout_ms,
+            "transaction.fr_inv_timeout_ms",
+            1000,
+            3_600_000,
+            d.fr_inv_timeout_ms,
+        )?,
+        max_transactions: match &t.max_transactions {
+            Some(v) => int_in(
+                ctx,
+                v,
+                "transaction.max_transactions",
+                16,
+                16_777_216,
+                "transactions",
+            )? as usize,
+            None => d.max_transactions,
+        },
+        max_tries: match &t.max_tries {
+            Some(v) => int_in(ctx, v, "transaction.max_tries", 1, 16, "tries")? as u8,
+            None => d.max_tries,
+        },
+        failover_codes,
     })
 }
 
