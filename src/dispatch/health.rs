@@ -5,14 +5,34 @@
 //! The default state is active, as in Kamailio's dispatcher: an id nobody
 //! has marked is selectable.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::set::BackendId;
 
-/// Answers "may this destination be selected now?".
+/// What the stateful proxy saw a destination do on live traffic: the
+/// passive health signals (failover reasons, RFC 3261 §21.5.4 Retry-After).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Passive {
+    /// No response within the failure timer.
+    Timeout,
+    /// A final response whose code is a failover code.
+    Failed(u16),
+    /// 503 with Retry-After: keep it out of selection this long.
+    RetryAfter(Duration),
+    /// Any response: the destination is alive.
+    Answered,
+}
+
+/// Answers "may this destination be selected now?", and takes the passive
+/// signals that may change the answer.
 pub trait Health {
     fn is_active(&self, id: BackendId) -> bool;
+    /// A passive signal from live traffic; ignored unless the
+    /// implementation tracks them.
+    #[inline]
+    fn report(&self, _id: BackendId, _signal: Passive) {}
 }
 
 impl<T: Health + ?Sized> Health for &T {
@@ -20,12 +40,20 @@ impl<T: Health + ?Sized> Health for &T {
     fn is_active(&self, id: BackendId) -> bool {
         (**self).is_active(id)
     }
+    #[inline]
+    fn report(&self, id: BackendId, signal: Passive) {
+        (**self).report(id, signal)
+    }
 }
 
 impl<T: Health + ?Sized> Health for Arc<T> {
     #[inline]
     fn is_active(&self, id: BackendId) -> bool {
         (**self).is_active(id)
+    }
+    #[inline]
+    fn report(&self, id: BackendId, signal: Passive) {
+        (**self).report(id, signal)
     }
 }
 
@@ -106,10 +134,26 @@ impl Health for InactiveSet {
 /// worker that sees a change one message late is harmless. Writers (probing,
 /// admin) are rare and use atomic `fetch_or`/`fetch_and`, so concurrent
 /// writers of neighbouring ids never lose each other's updates.
-#[derive(Debug, Default)]
+///
+/// Besides the bit, each id has a "suspended until" deadline (a 503 with
+/// Retry-After keeps a destination out for that long, then it is selectable
+/// again by itself) and a count of consecutive passive failures, which the
+/// health logic reads.
+#[derive(Debug)]
 pub struct HealthTable {
     bits: Box<[AtomicU64]>,
     capacity: u32,
+    /// Milliseconds since `epoch` (plus one) until which an id is out; 0 = not.
+    suspended: Box<[AtomicU64]>,
+    /// Consecutive passive failures (timeouts, failover codes) per id.
+    failures: Box<[AtomicU32]>,
+    epoch: Instant,
+}
+
+impl Default for HealthTable {
+    fn default() -> Self {
+        HealthTable::new(0)
+    }
 }
 
 impl HealthTable {
@@ -119,7 +163,28 @@ impl HealthTable {
         HealthTable {
             bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
             capacity,
+            suspended: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            failures: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
+            epoch: Instant::now(),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Keeps `id` out of selection for `d` (RFC 3261 §21.5.4 Retry-After).
+    pub fn suspend(&self, id: BackendId, d: Duration) {
+        if let Some(s) = self.suspended.get(id.0 as usize) {
+            s.store(self.now_ms() + d.as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Consecutive passive failures of `id` since it last answered.
+    pub fn failures(&self, id: BackendId) -> u32 {
+        self.failures
+            .get(id.0 as usize)
+            .map_or(0, |f| f.load(Ordering::Relaxed))
     }
 
     /// Ids `0..capacity()` are tracked; others always read as active.
@@ -156,9 +221,35 @@ impl Health for HealthTable {
     #[inline]
     fn is_active(&self, id: BackendId) -> bool {
         let (w, b) = word_bit(id);
-        self.bits
+        let up = self
+            .bits
             .get(w)
-            .is_none_or(|word| word.load(Ordering::Relaxed) & b == 0)
+            .is_none_or(|word| word.load(Ordering::Relaxed) & b == 0);
+        // The clock is read only for a suspended id.
+        up && self.suspended.get(id.0 as usize).is_none_or(|s| {
+            let until = s.load(Ordering::Relaxed);
+            until == 0 || self.now_ms() >= until
+        })
+    }
+
+    fn report(&self, id: BackendId, signal: Passive) {
+        let Some(f) = self.failures.get(id.0 as usize) else {
+            return;
+        };
+        match signal {
+            Passive::Timeout | Passive::Failed(_) => {
+                f.fetch_add(1, Ordering::Relaxed);
+            }
+            Passive::RetryAfter(d) => {
+                f.fetch_add(1, Ordering::Relaxed);
+                self.suspend(id, d);
+            }
+            Passive::Answered => {
+                if f.load(Ordering::Relaxed) != 0 {
+                    f.store(0, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 
@@ -202,6 +293,25 @@ mod tests {
         assert!(t.is_active(BackendId(70)));
         let shared = Arc::new(t);
         assert!(Health::is_active(&shared, BackendId(1)));
+    }
+
+    /// RFC 3261 §21.5.4: a 503 with Retry-After keeps the destination out
+    /// for that long, and it comes back by itself.
+    #[test]
+    fn retry_after_suspends_then_expires() {
+        let t = HealthTable::new(4);
+        t.report(BackendId(2), Passive::RetryAfter(Duration::from_millis(30)));
+        assert!(!t.is_active(BackendId(2)));
+        assert!(t.is_active(BackendId(1)));
+        assert_eq!(t.failures(BackendId(2)), 1);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(t.is_active(BackendId(2)));
+        t.report(BackendId(2), Passive::Timeout);
+        assert_eq!(t.failures(BackendId(2)), 2);
+        t.report(BackendId(2), Passive::Answered);
+        assert_eq!(t.failures(BackendId(2)), 0);
+        // Out of range: ignored.
+        t.report(BackendId(99), Passive::Timeout);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod set;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use hash::{hash_key, key_hash};
-pub use health::{AllActive, Health, HealthTable, InactiveSet};
+pub use health::{AllActive, Health, HealthTable, InactiveSet, Passive};
 pub use rules::{HeaderMatch, Rule, RuleError, Rules};
 pub use select::{SelectInput, Selector};
 pub use set::{BackendId, BackendSet, Destination, SetError, Transport};

@@ -29,6 +29,7 @@ use identity::Identity;
 use stats::{DropReason, Stats};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Proxy settings (from `[proxy]` in the config).
@@ -124,6 +125,8 @@ pub struct Proxy {
     worker: u8,
     selector: Selector,
     edits: Edits,
+    /// Set by the runtime on SIGTERM: new dialogs get 503 (drain).
+    draining: Option<Arc<AtomicBool>>,
     pub stats: Stats,
 }
 
@@ -145,8 +148,22 @@ impl Proxy {
             worker,
             selector: Selector::new(usize::from(worker)),
             edits: Edits::with_capacity(16, 1024),
+            draining: None,
             stats: Stats::default(),
         }
+    }
+
+    /// Shares the runtime's drain flag: while it is set, requests outside
+    /// a dialog (no To-tag) except ACK and CANCEL get 503 with Retry-After,
+    /// and everything in flight or in a dialog goes on.
+    pub fn set_drain_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.draining = Some(flag);
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     pub fn worker(&self) -> u8 {
@@ -279,6 +296,12 @@ impl Proxy {
             Ok(r) => r,
             Err(e) => return self.reply(m, pkt, e.status(), out),
         };
+        if req.to.tag().is_none()
+            && !matches!(req.method, Method::Ack | Method::Cancel)
+            && self.is_draining()
+        {
+            return self.reply(m, pkt, StatusCode::SERVICE_UNAVAILABLE, out);
+        }
         match self.route(m, &req, routing, health, pkt) {
             Ok(Target::Reply(code)) => self.reply(m, pkt, code, out),
             Ok(Target::Send {

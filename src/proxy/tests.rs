@@ -513,3 +513,44 @@ fn weighted_and_round_robin_calls_stay_whole_without_route_rfc3261_16_11() {
         "round robin alternates initial requests"
     );
 }
+
+/// Graceful drain: new dialogs get 503 with Retry-After (RFC 3261
+/// §21.5.4), in-dialog requests and CANCELs still go through.
+#[test]
+fn draining_refuses_new_dialogs_only() {
+    let r = routing(Algorithm::CallId);
+    let mut p = proxy(0);
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    p.set_drain_flag(Arc::clone(&flag));
+    let got = run(&mut p, &r, &invite("dr1", ""), CLIENT, Socket::Listen(0));
+    assert!(matches!(
+        got.outcome,
+        Outcome::Send {
+            from: Socket::Egress,
+            ..
+        }
+    ));
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let got = run(&mut p, &r, &invite("dr2", ""), CLIENT, Socket::Listen(0));
+    assert_eq!(status(&got.out), 503);
+    assert!(got.out.contains("Retry-After: 5\r\n"));
+    let got = run(&mut p, &r, &sipp_bye("dr1"), CLIENT, Socket::Listen(0));
+    assert!(matches!(
+        got.outcome,
+        Outcome::Send {
+            from: Socket::Egress,
+            ..
+        }
+    ));
+    let cancel = invite("dr1", "")
+        .replace("INVITE sip:bob", "CANCEL sip:bob")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let got = run(&mut p, &r, &cancel, CLIENT, Socket::Listen(0));
+    assert!(matches!(
+        got.outcome,
+        Outcome::Send {
+            from: Socket::Egress,
+            ..
+        }
+    ));
+}
