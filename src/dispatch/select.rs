@@ -185,23 +185,9 @@ impl Selector {
             | Algorithm::Ruri
             | Algorithm::RuriUser
             | Algorithm::SourceIp => {
-                let Some(key) = key_hash(set.algorithm(), input) else {
-                    return;
-                };
-                let uniform = set.uniform_weights();
-                self.scratch.clear();
-                for (i, d) in dests.iter().enumerate() {
-                    if health.is_active(d.id) {
-                        let ident = set.ident(i);
-                        let s = score(key, ident, d.effective_weight(), uniform);
-                        self.scratch.push((s, ident, i as u32));
-                    }
+                if let Some(key) = key_hash(set.algorithm(), input) {
+                    self.hrw_ranking(set, key, health, out);
                 }
-                // Descending score, then identity; ascending index last,
-                // matching `hrw_best`'s tie-break.
-                self.scratch
-                    .sort_unstable_by(|a, b| (b.0, b.1, a.2).cmp(&(a.0, a.1, b.2)));
-                out.extend(self.scratch.iter().filter_map(|&(_, _, i)| id(i as usize)));
             }
             Algorithm::Priority => out.extend(
                 set.by_priority()
@@ -236,6 +222,52 @@ impl Selector {
                 );
             }
         }
+    }
+
+    /// [`Selector::ranking`] by the weighted rendezvous hash of the
+    /// Call-ID whatever the set's algorithm: the failover order that goes
+    /// with [`Selector::select_by_call_id`]. Its first element is what that
+    /// returns.
+    pub fn ranking_by_call_id(
+        &mut self,
+        set: &BackendSet,
+        input: &SelectInput<'_>,
+        health: &impl Health,
+        out: &mut SmallVec<[BackendId; 8]>,
+    ) {
+        out.clear();
+        if let Some(key) = key_hash(Algorithm::CallId, input) {
+            self.hrw_ranking(set, key, health, out);
+        }
+    }
+
+    /// Active destinations by descending rendezvous score for `key`.
+    fn hrw_ranking(
+        &mut self,
+        set: &BackendSet,
+        key: u64,
+        health: &impl Health,
+        out: &mut SmallVec<[BackendId; 8]>,
+    ) {
+        let dests = set.destinations();
+        let uniform = set.uniform_weights();
+        self.scratch.clear();
+        for (i, d) in dests.iter().enumerate() {
+            if health.is_active(d.id) {
+                let ident = set.ident(i);
+                let s = score(key, ident, d.effective_weight(), uniform);
+                self.scratch.push((s, ident, i as u32));
+            }
+        }
+        // Descending score, then identity; ascending index last, matching
+        // `hrw_best`'s tie-break.
+        self.scratch
+            .sort_unstable_by(|a, b| (b.0, b.1, a.2).cmp(&(a.0, a.1, b.2)));
+        out.extend(
+            self.scratch
+                .iter()
+                .filter_map(|&(_, _, i)| dests.get(i as usize).map(|d| d.id)),
+        );
     }
 
     /// Forgets the round-robin cursors of sets not in `live` (call after a

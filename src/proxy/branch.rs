@@ -12,6 +12,10 @@
 //!
 //! Format: `z9hG4bK` `sf` WW L HHHHHHHHHHHHHHHH — worker (2 hex digits),
 //! listen index (1 hex digit), 64-bit hash (16 hex digits).
+//!
+//! Stateful mode appends `.` and 16 hex digits naming the client
+//! transaction (its slot and attempt), so each attempt of a failover is its
+//! own transaction (§17.1.3) while loop detection still reads the hash.
 
 use crate::sip::{HeaderName, Message};
 use std::hash::{BuildHasher, Hasher};
@@ -20,6 +24,8 @@ use std::hash::{BuildHasher, Hasher};
 pub const PREFIX: &[u8] = b"z9hG4bKsf";
 /// Length of a sipfront branch.
 pub const LEN: usize = PREFIX.len() + 2 + 1 + 16;
+/// Length of a stateful sipfront branch (with the transaction suffix).
+pub const LEN_TXN: usize = LEN + 1 + 16;
 
 /// Fixed seeds: every worker, and a restarted process, computes the same
 /// branch for the same request.
@@ -105,12 +111,26 @@ pub fn format(worker: u8, listen: u8, hash: u64, out: &mut [u8; LEN]) {
     }
 }
 
+/// Writes a stateful branch: [`format`] plus `.` and the transaction id.
+pub fn format_txn(worker: u8, listen: u8, hash: u64, txn: u64, out: &mut [u8; LEN_TXN]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut head = [0u8; LEN];
+    format(worker, listen, hash, &mut head);
+    out[..LEN].copy_from_slice(&head);
+    out[LEN] = b'.';
+    for k in 0..16 {
+        out[LEN + 1 + k] = HEX[((txn >> (60 - 4 * k)) & 0xf) as usize];
+    }
+}
+
 /// What a sipfront branch says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Parsed {
     pub worker: u8,
     pub listen: u8,
     pub hash: u64,
+    /// The client transaction, for a stateful branch.
+    pub txn: Option<u64>,
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -123,21 +143,32 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Parses a branch sipfront wrote; `None` for anyone else's.
 pub fn parse(branch: &[u8]) -> Option<Parsed> {
-    if branch.len() != LEN || !branch.starts_with(PREFIX) {
+    if !branch.starts_with(PREFIX) {
         return None;
     }
-    let d = &branch[PREFIX.len()..];
+    let txn = match branch.len() {
+        LEN => None,
+        LEN_TXN if branch.get(LEN) == Some(&b'.') => Some(hex64(branch.get(LEN + 1..)?)?),
+        _ => return None,
+    };
+    let d = branch.get(PREFIX.len()..LEN)?;
     let worker = hex(d[0])? << 4 | hex(d[1])?;
     let listen = hex(d[2])?;
-    let mut hash = 0u64;
-    for &b in &d[3..] {
-        hash = hash << 4 | u64::from(hex(b)?);
-    }
+    let hash = hex64(&d[3..])?;
     Some(Parsed {
         worker,
         listen,
         hash,
+        txn,
     })
+}
+
+fn hex64(d: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &b in d {
+        v = v << 4 | u64::from(hex(b)?);
+    }
+    Some(v)
 }
 
 #[cfg(test)]
@@ -166,9 +197,25 @@ mod tests {
             Some(Parsed {
                 worker: 0x2a,
                 listen: 3,
-                hash: 0x0123_4567_89ab_cdef
+                hash: 0x0123_4567_89ab_cdef,
+                txn: None,
             })
         );
+        let mut t = [0u8; LEN_TXN];
+        format_txn(
+            0x2a,
+            3,
+            0x0123_4567_89ab_cdef,
+            0x0000_0007_0000_0101,
+            &mut t,
+        );
+        assert_eq!(&t[..], b"z9hG4bKsf2a30123456789abcdef.0000000700000101");
+        assert_eq!(parse(&t).unwrap().txn, Some(0x0000_0007_0000_0101));
+        assert_eq!(parse(&t).unwrap().hash, 0x0123_4567_89ab_cdef);
+        assert_eq!(parse(&t[..LEN + 5]), None);
+        let mut bad = t;
+        bad[LEN] = b'-';
+        assert_eq!(parse(&bad), None);
         assert_eq!(parse(b"z9hG4bK776asdhds"), None);
         assert_eq!(parse(b"z9hG4bKsf2a30123456789abcdeX"), None);
     }

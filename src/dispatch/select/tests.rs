@@ -695,3 +695,27 @@ Content-Length: 0\r\n\r\n";
     let input = SelectInput::from_message(&msg, SRC, Algorithm::CallId);
     assert!(input.from_uri.is_none() && input.to_uri.is_none() && input.ruri.is_none());
 }
+
+#[test]
+fn call_id_ranking_starts_with_select_by_call_id_for_every_algorithm() {
+    let down: crate::dispatch::InactiveSet = [BackendId(2)].into_iter().collect();
+    for alg in [
+        Algorithm::RoundRobin,
+        Algorithm::Weighted,
+        Algorithm::Random,
+        Algorithm::CallId,
+    ] {
+        let set = uniform(alg, 5);
+        let mut sel = Selector::new(0);
+        for k in 0..50 {
+            let cid = sipp_call_id(k);
+            let input = SelectInput::new(cid.as_bytes(), SRC);
+            let mut out = SmallVec::new();
+            sel.ranking_by_call_id(&set, &input, &down, &mut out);
+            let first = sel.select_by_call_id(&set, &input, &down).map(|d| d.id);
+            assert_eq!(out.first().copied(), first, "{alg:?}");
+            assert_eq!(out.len(), 4);
+            assert!(!out.contains(&BackendId(2)));
+        }
+    }
+}
