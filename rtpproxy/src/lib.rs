@@ -14,6 +14,7 @@
 
 pub mod bencode;
 pub mod classic;
+pub mod control;
 pub mod ng;
 pub mod sdp;
 pub mod session;
