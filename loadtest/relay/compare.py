@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Relay benchmark: sipfront-rtpproxy vs Debian's rtpengine (userspace) vs a floor.
+
+Each target in turn, pinned to one CPU (--relay-cpu, default 1), gets the same
+load from `relaybench gen` pinned to the other CPU (--gen-cpu, default 0):
+--sessions calls set up over the ng protocol (offer/answer; the floor has a
+fixed port layout instead), then RTP both ways at --rate packets/s per stream.
+Reported per target: packets relayed, loss, CPU seconds of the relay process
+(utime+stime from /proc/<pid>/stat over the measurement window) per million
+packets relayed, and ratios against rtpengine and the floor of the same run
+(the machine is shared and noisy: only same-run ratios mean anything).
+
+  compare.py                 # 300 sessions x 50 pps x 2 directions, 10 s, 3 rounds, + step mode
+  compare.py --quick         # 100 sessions, 3 s, 1 round, short step: a smoke run (~1 min)
+  compare.py --no-step       # only the fixed-rate comparison
+  compare.py --targets floor,rtpengine
+
+Step mode (one core): the per-stream rate goes up through --step-rates on the
+same sessions until loss exceeds 0.1%; the loss-free packet rate is the
+highest offered rate (packets/s, both directions) with loss <= 0.1%.
+
+Writes the tables to --out (default loadtest/results/relay.md) and prints them.
+Exit 0 = all runs completed, 1 = a run failed, 2 = setup error.
+Ports: ng control 41222 (sipfront-rtpproxy) / 41223 (rtpengine), relay media
+44000-47999, generator parties 42000-43999; all on 127.0.0.1.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+RELAY_PORTS = (44000, 47999)
+PARTY_BASE = 42000
+NG_SIPFRONT = 41222
+NG_RTPENGINE = 41223
+LOSS_LIMIT = 0.001
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def port_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def ng_ping(port, timeout=0.3):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(b"p1 d7:command4:pinge", ("127.0.0.1", port))
+        data, _ = s.recvfrom(4096)
+        return b"pong" in data
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class Relay:
+    """One relay process, in its own process group, stopped by its pid."""
+
+    def __init__(self, name, argv, ready, workdir):
+        self.name = name
+        self.argv = argv
+        self.ready = ready  # callable(proc, errpath) -> bool
+        self.err = os.path.join(workdir, name + ".err")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.err, "w"), start_new_session=True)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s: %s" % (self.name, self.proc.returncode, self.tail()))
+            if self.ready(self):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("%s not ready in 15 s: %s" % (self.name, self.tail()))
+
+    def tail(self):
+        try:
+            with open(self.err) as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def stderr_has(text):
+    def check(relay):
+        return text in relay.tail()
+    return check
+
+
+def make_relay(target, args, workdir, sessions):
+    cpu = ["taskset", "-c", str(args.relay_cpu)]
+    lo, hi = RELAY_PORTS
+    if target == "floor":
+        return Relay("floor", cpu + [args.relaybench, "floor", "--ports", str(lo), "--sessions",
+                                     str(sessions), "--party-base", str(PARTY_BASE),
+                                     "--max-seconds", "900"],
+                     stderr_has("relaybench floor ready"), workdir), "floor:%d" % lo
+    if target == "rtpengine":
+        return Relay("rtpengine", cpu + [
+            "rtpengine", "-f", "-E", "--config-file=none", "--table=-1",
+            "--interface=127.0.0.1", "--listen-ng=127.0.0.1:%d" % NG_RTPENGINE,
+            "--port-min=%d" % lo, "--port-max=%d" % hi, "--num-threads=1",
+            "--log-level=4", "--pidfile=" + os.path.join(workdir, "rtpengine.pid")],
+            lambda r: ng_ping(NG_RTPENGINE), workdir), "ng:127.0.0.1:%d" % NG_RTPENGINE
+    if target == "sipfront":
+        return Relay("sipfront", cpu + [
+            args.sipfront_bin, "--ng", "udp:127.0.0.1:%d" % NG_SIPFRONT,
+            "--media-ip", "127.0.0.1", "--ports", "%d-%d" % (lo, hi), "--workers", "1",
+            "--max-sessions", "100000", "--log-level", "warn"],
+            lambda r: "sipfront-rtpproxy ready" in r.tail() and ng_ping(NG_SIPFRONT),
+            workdir), "ng:127.0.0.1:%d" % NG_SIPFRONT
+    raise ValueError(target)
+
+
+def run_gen(args, target, workdir, sessions, rates, warmup, measure, stop_loss):
+    relay, spec = make_relay(target, args, workdir, sessions)
+    for p in (NG_SIPFRONT, NG_RTPENGINE, RELAY_PORTS[0], PARTY_BASE, PARTY_BASE + 2 * sessions - 1):
+        if not port_free(p):
+            raise RuntimeError("port %d is in use: not running over someone else's sockets" % p)
+    relay.start()
+    try:
+        bound = 30 + len(rates) * (warmup + measure + 1) + sessions * 0.05
+        cmd = ["taskset", "-c", str(args.gen_cpu), args.relaybench, "gen", "--relay", spec,
+               "--sessions", str(sessions), "--rates", ",".join(map(str, rates)),
+               "--warmup", str(warmup), "--measure", str(measure),
+               "--pid", str(relay.proc.pid), "--party-base", str(PARTY_BASE),
+               "--stop-loss", str(stop_loss), "--label", target]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=bound)
+        if out.returncode != 0:
+            raise RuntimeError("generator against %s failed: %s\nrelay: %s" %
+                               (target, out.stderr.strip(), relay.tail()))
+        if relay.proc.poll() is not None:
+            raise RuntimeError("%s died during the run: %s" % (target, relay.tail()))
+        rows = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+        return rows
+    finally:
+        relay.stop()
+
+
+def med(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def fmt_ratio(a, b):
+    return "%.2f" % (a / b) if b else "-"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 100 sessions, 3 s, 1 round, short step")
+    ap.add_argument("--targets", default="floor,rtpengine,sipfront")
+    ap.add_argument("--sessions", type=int, default=None)
+    ap.add_argument("--rate", type=int, default=50, help="packets/s per stream (fixed-rate comparison)")
+    ap.add_argument("--warmup", type=float, default=None)
+    ap.add_argument("--measure", type=float, default=None)
+    ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--no-step", action="store_true")
+    ap.add_argument("--step-rates", default=None, help="per-stream rates of the step mode")
+    ap.add_argument("--relay-cpu", type=int, default=1)
+    ap.add_argument("--gen-cpu", type=int, default=0)
+    ap.add_argument("--sipfront-bin", default=None,
+                    help="default: build it (cargo build -p sipfront-rtpproxy --release)")
+    ap.add_argument("--out", default=os.path.join(REPO, "loadtest", "results", "relay.md"))
+    ap.add_argument("--json", default=None, help="also write every raw row here")
+    args = ap.parse_args()
+    q = args.quick
+    sessions = args.sessions or (100 if q else 300)
+    warmup = args.warmup if args.warmup is not None else (1.0 if q else 2.0)
+    measure = args.measure if args.measure is not None else (3.0 if q else 10.0)
+    repeat = args.repeat or (1 if q else 3)
+    step_rates = [int(x) for x in (args.step_rates or ("50,200,400" if q else
+                                                        "50,100,150,200,250,300,350,400")).split(",")]
+    step_measure = 2.0 if q else 4.0
+    targets = [t for t in args.targets.split(",") if t]
+    if 4 * sessions > RELAY_PORTS[1] - RELAY_PORTS[0] + 1:
+        log("too many sessions for the relay port range")
+        return 2
+
+    for tool in ["taskset", "cargo"] + (["rtpengine"] if "rtpengine" in targets else []):
+        if not shutil.which(tool):
+            log("missing: %s (rtpengine: apt-get install -y rtpengine-daemon)" % tool)
+            return 2
+    log("building relaybench ...")
+    b = subprocess.run(["cargo", "build", "--release", "-q", "--manifest-path",
+                        os.path.join(HERE, "Cargo.toml")])
+    if b.returncode != 0:
+        return 2
+    workdir = tempfile.mkdtemp(prefix="relaybench.")
+    # Copies: a cargo build during the run cannot change what later runs measure.
+    args.relaybench = shutil.copy(os.path.join(HERE, "target", "release", "relaybench"), workdir)
+    if "sipfront" in targets:
+        if not args.sipfront_bin:
+            log("building sipfront-rtpproxy ...")
+            b = subprocess.run(["cargo", "build", "-q", "-p", "sipfront-rtpproxy", "--release"], cwd=REPO)
+            if b.returncode != 0:
+                return 2
+            tdir = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+            args.sipfront_bin = os.path.join(tdir, "release", "sipfront-rtpproxy")
+        args.sipfront_bin = shutil.copy(args.sipfront_bin, workdir)
+
+    fixed = {t: [] for t in targets}
+    steps = {}
+    failed = False
+    try:
+        for rnd in range(repeat):
+            # Interleaved, so a noisy neighbour hits every target alike.
+            order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+            for t in order:
+                log("round %d/%d: %s, %d sessions x %d pps x 2 ..." % (rnd + 1, repeat, t, sessions, args.rate))
+                try:
+                    rows = run_gen(args, t, workdir, sessions, [args.rate], warmup, measure, 1.0)
+                    fixed[t].extend(rows)
+                    log("  " + json.dumps(rows[0]))
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    log("  FAILED: %s" % e)
+                    failed = True
+        if not args.no_step:
+            for t in targets:
+                log("step: %s, %d sessions, rates %s ..." % (t, sessions, step_rates))
+                try:
+                    steps[t] = run_gen(args, t, workdir, sessions, step_rates, 1.0, step_measure, LOSS_LIMIT)
+                    for r in steps[t]:
+                        log("  " + json.dumps(r))
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    log("  FAILED: %s" % e)
+                    failed = True
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    cmd = "loadtest/relay/compare.sh " + " ".join(sys.argv[1:])
+    md = report(fixed, steps, sessions, args.rate, measure, repeat, cmd.strip())
+    print(md)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(md)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"fixed": fixed, "steps": steps}, f, indent=1)
+    return 1 if failed else 0
+
+
+def report(fixed, steps, sessions, rate, measure, repeat, cmd):
+    L = []
+    L.append("# Relay benchmark: sipfront-rtpproxy vs rtpengine (userspace) vs floor\n")
+    L.append("Command: `%s` (%s UTC, %s)\n" % (cmd, time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+                                                 os.uname().nodename))
+    L.append("Each relay pinned to one CPU (`taskset -c 1`; rtpengine `--num-threads=1 --table=-1`, "
+             "sipfront-rtpproxy `--workers 1`), the generator on the other. %d sessions set up over ng "
+             "(offer/answer), %d packets/s per stream, both directions (%d packets/s offered), "
+             "%.0f s windows, median of %d round(s). CPU = utime+stime of the relay process over the "
+             "window.\n" % (sessions, rate, 2 * sessions * rate, measure, repeat))
+    L.append("| relay | relayed (median) | loss | CPU s / M packets | vs rtpengine | vs floor |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+    per = {t: med(rows, "cpu_s_per_mpkt") for t, rows in fixed.items() if rows}
+    for t, rows in fixed.items():
+        if not rows:
+            L.append("| %s | failed | | | | |" % t)
+            continue
+        L.append("| %s | %d | %.4f%% | %.2f | %s | %s |" % (
+            t, med(rows, "relayed"), 100 * max(r["loss"] for r in rows), per[t],
+            fmt_ratio(per[t], per.get("rtpengine", 0)), fmt_ratio(per[t], per.get("floor", 0))))
+    L.append("\nLoss is the worst round's. Every round's CPU s / M packets: " + "; ".join(
+        "%s %s" % (t, ", ".join("%.2f" % r["cpu_s_per_mpkt"] for r in rows)) for t, rows in fixed.items()) + ".\n")
+    if steps:
+        L.append("## Loss-free packet rate on one core (step mode)\n")
+        L.append("Per-stream rate raised on the same %d sessions until loss > %.1f%%; "
+                 "the loss-free rate is the highest offered rate (both directions) with loss <= %.1f%%. "
+                 "`gen late` is the generator's worst lateness: above ~20 ms the generator, not the "
+                 "relay, set the pace.\n" % (sessions, 100 * LOSS_LIMIT, 100 * LOSS_LIMIT))
+        L.append("| relay | loss-free packets/s | steps (offered pps: loss %, CPU s/Mpkt, relay CPU busy %, gen late ms) |")
+        L.append("|---|---:|---|")
+        for t, rows in steps.items():
+            ok = [r["offered_pps"] for r in rows if r["loss"] <= LOSS_LIMIT]
+            best = max(ok) if ok else 0
+            capped = rows and rows[-1]["loss"] <= LOSS_LIMIT
+            detail = "; ".join("%d: %.3f%%, %.2f, %.0f%%, %.0f" % (
+                r["offered_pps"], 100 * r["loss"], r["cpu_s_per_mpkt"],
+                100 * r["cpu_s"] / r["window_s"], r["gen_max_late_ms"]) for r in rows)
+            L.append("| %s | %s%d | %s |" % (t, ">= " if capped else "", best, detail))
+        L.append("\n`>=`: no loss even at the highest step; the real limit is higher.\n")
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,588 @@
+//! relaybench: load for an RTP relay, and the floor it is compared with.
+//!
+//! `relaybench gen`: sets up `--sessions` calls on a relay over the ng
+//! protocol (offer from the caller's socket, answer from the callee's, as
+//! Kamailio's rtpengine module would), then plays RTP both ways, `--rate`
+//! packets per second per stream, from one UDP socket per party, and counts
+//! what comes back out of the relay. Sends go out evenly spread over 20 ms
+//! (one group of sessions per millisecond, as 20 ms packetisation would), each
+//! party's packets of a slot in one `sendmmsg`; receives are `recvmmsg` per
+//! ready socket under epoll. Each packet carries the millisecond slot it was
+//! sent in, so a measurement window counts exactly the packets sent in it and
+//! those of them that arrived (after a drain), whatever the relay's latency.
+//! The relay's CPU is utime+stime of `--pid` from /proc over the same window.
+//! One JSON line per rate on stdout.
+//!
+//! `relaybench floor`: the cheapest possible relay to compare with: fixed
+//! socket pairs, recvmmsg on one side, sendmmsg to a fixed peer from the
+//! other, no control protocol, no session table, no latching. `gen --relay
+//! floor:LOW` knows its port layout instead of asking over ng.
+//!
+//! Bounded: every run stops by itself (`--measure`, `--max-seconds`).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+mod ng;
+
+/// Slot length: the generator's clock tick.
+const SLOT: Duration = Duration::from_millis(1);
+/// Slots per packetisation interval: each stream sends once per 20 slots at 50 pps.
+const GROUPS: u64 = 20;
+/// RTP header + 20 ms of PCMA.
+const PKT_LEN: usize = 12 + 160;
+/// Messages per recvmmsg/sendmmsg call.
+const BATCH: usize = 64;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let res = match argv.first().map(String::as_str) {
+        Some("gen") => gen(&Args::parse(&argv[1..])),
+        Some("floor") => floor(&Args::parse(&argv[1..])),
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = res {
+        eprintln!("relaybench: {e}");
+        std::process::exit(1);
+    }
+}
+
+const USAGE: &str = "usage:
+  relaybench gen --relay ng:IP:PORT|floor:LOWPORT --sessions N --rates R[,R...]
+                 [--warmup S] [--measure S] [--pid PID] [--party-ip IP] [--party-base PORT]
+                 [--stop-loss FRACTION] [--label TEXT]
+  relaybench floor --ports LOW --sessions N [--ip IP] [--party-ip IP] [--party-base PORT]
+                 [--max-seconds S]";
+
+/// `--key value` pairs.
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(v: &[String]) -> Args {
+        let mut m = HashMap::new();
+        let mut it = v.iter();
+        while let Some(k) = it.next() {
+            let Some(k) = k.strip_prefix("--") else {
+                eprintln!("unexpected argument {k}\n{USAGE}");
+                std::process::exit(2);
+            };
+            let val = it.next().cloned().unwrap_or_default();
+            m.insert(k.to_string(), val);
+        }
+        Args(m)
+    }
+    fn get(&self, k: &str, default: &str) -> String {
+        self.0
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    }
+    fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> T {
+        match self.0.get(k) {
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                eprintln!("--{k}: not a number: {v}");
+                std::process::exit(2);
+            }),
+            None => default,
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+fn bind(ip: Ipv4Addr, port: u16) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind(SocketAddrV4::new(ip, port))
+        .map_err(|e| bad(format!("bind {ip}:{port}: {e}")))?;
+    s.set_nonblocking(true)?;
+    // Bursts of a whole slot land at once: room for them, so the generator's
+    // own queue never drops what the relay delivered.
+    let sz: libc::c_int = 1 << 20;
+    // SAFETY: setsockopt with a valid fd and a c_int option value.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &sz as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    Ok(s)
+}
+
+fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Reusable recvmmsg/sendmmsg buffers.
+struct Mmsg {
+    bufs: Vec<[u8; 2048]>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    names: Vec<libc::sockaddr_in>,
+}
+
+impl Mmsg {
+    fn new() -> Box<Mmsg> {
+        let mut m = Box::new(Mmsg {
+            bufs: vec![[0u8; 2048]; BATCH],
+            iovs: Vec::with_capacity(BATCH),
+            hdrs: Vec::with_capacity(BATCH),
+            // SAFETY: sockaddr_in is plain old data; all zero is valid.
+            names: vec![unsafe { std::mem::zeroed() }; BATCH],
+        });
+        for i in 0..BATCH {
+            let base = m.bufs[i].as_mut_ptr();
+            m.iovs.push(libc::iovec {
+                iov_base: base as *mut libc::c_void,
+                iov_len: 2048,
+            });
+        }
+        for i in 0..BATCH {
+            // SAFETY: mmsghdr is plain old data; all zero is valid.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_iov = &mut m.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_name = &mut m.names[i] as *mut _ as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            m.hdrs.push(h);
+        }
+        m
+    }
+
+    /// recvmmsg on `fd`, non-blocking: the number of datagrams (0 when none).
+    fn recv(&mut self, fd: i32) -> usize {
+        for i in 0..BATCH {
+            self.iovs[i].iov_len = 2048;
+            self.hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        // SAFETY: hdrs point at live buffers owned by self for BATCH entries.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            0
+        } else {
+            n as usize
+        }
+    }
+
+    fn len(&self, i: usize) -> usize {
+        self.hdrs[i].msg_len as usize
+    }
+
+    /// sendmmsg of the first `n` buffers (lengths from `lens`) to `dst`.
+    /// Returns how many were sent.
+    fn send(
+        &mut self,
+        fd: i32,
+        n: usize,
+        lens: impl Fn(usize) -> usize,
+        dst: &libc::sockaddr_in,
+    ) -> usize {
+        for i in 0..n {
+            self.iovs[i].iov_len = lens(i);
+            self.names[i] = *dst;
+            self.hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        let mut done = 0;
+        while done < n {
+            // SAFETY: as in recv; the first n headers were just filled.
+            let r = unsafe {
+                libc::sendmmsg(fd, self.hdrs.as_mut_ptr().add(done), (n - done) as u32, 0)
+            };
+            if r <= 0 {
+                break; // full queue or error: the packets are lost, as on a real network
+            }
+            done += r as usize;
+        }
+        done
+    }
+}
+
+struct Epoll(i32);
+
+impl Epoll {
+    fn new() -> io::Result<Epoll> {
+        // SAFETY: plain syscall.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Epoll(fd))
+    }
+    fn add(&self, fd: i32, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: valid epoll fd and event.
+        if unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    fn wait(&self, evs: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
+        // SAFETY: evs is a valid buffer of its length.
+        let n = unsafe { libc::epoll_wait(self.0, evs.as_mut_ptr(), evs.len() as i32, timeout_ms) };
+        if n < 0 {
+            0
+        } else {
+            n as usize
+        }
+    }
+}
+
+/// utime+stime of a process, all threads, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the ")" that closes the command name: state is field 3,
+    // utime field 14, stime field 15.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ut: f64 = f.get(11)?.parse().ok()?;
+    let st: f64 = f.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some((ut + st) / hz)
+}
+
+/// UDP receive-buffer drops, machine-wide (/proc/net/snmp), to tell a relay's
+/// loss from sockets that overflowed.
+fn udp_rcvbuf_errors() -> u64 {
+    let Ok(s) = std::fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
+    let mut lines = s.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    let idx = h.split_whitespace().position(|x| x == "RcvbufErrors");
+    idx.and_then(|i| v.split_whitespace().nth(i)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One call as the generator sees it: the two parties' sockets and where each
+/// must send so that the relay forwards to the other.
+struct Call {
+    caller: UdpSocket,
+    callee: UdpSocket,
+    caller_dst: libc::sockaddr_in,
+    callee_dst: libc::sockaddr_in,
+}
+
+fn gen(a: &Args) -> io::Result<()> {
+    let relay = a.get("relay", "");
+    let sessions: usize = a.num("sessions", 200);
+    let rates: Vec<u32> = a
+        .get("rates", "50")
+        .split(',')
+        .map(|r| r.parse().map_err(|_| bad(format!("bad rate {r}"))))
+        .collect::<io::Result<_>>()?;
+    let warmup: f64 = a.num("warmup", 2.0);
+    let measure: f64 = a.num("measure", 10.0);
+    let pid: u32 = a.num("pid", 0);
+    let party_ip: Ipv4Addr = a.num("party-ip", Ipv4Addr::LOCALHOST);
+    let party_base: u16 = a.num("party-base", 42000);
+    let stop_loss: f64 = a.num("stop-loss", 1.0);
+    let label = a.get("label", &relay);
+    if sessions == 0 || usize::from(party_base) + 2 * sessions > 65535 {
+        return Err(bad("bad --sessions / --party-base"));
+    }
+
+    let t_setup = Instant::now();
+    let mut calls = Vec::with_capacity(sessions);
+    if let Some(ng_addr) = relay.strip_prefix("ng:") {
+        let mut client = ng::Client::new(ng_addr.parse().map_err(|_| bad("bad ng address"))?)?;
+        let run = std::process::id();
+        for i in 0..sessions {
+            let cp = party_base + 2 * i as u16;
+            let caller = bind(party_ip, cp)?;
+            let callee = bind(party_ip, cp + 1)?;
+            let call_id = format!("relaybench-{run}-{i}");
+            let (ft, tt) = (format!("caller{i}"), format!("callee{i}"));
+            // The offer's rewritten SDP goes to the callee: where it must send.
+            let to_callee = client.offer_answer("offer", &call_id, &ft, None, party_ip, cp)?;
+            let to_caller =
+                client.offer_answer("answer", &call_id, &ft, Some(&tt), party_ip, cp + 1)?;
+            calls.push(Call {
+                caller,
+                callee,
+                caller_dst: sockaddr(to_caller),
+                callee_dst: sockaddr(to_callee),
+            });
+        }
+    } else if let Some(low) = relay.strip_prefix("floor:") {
+        let low: u16 = low.parse().map_err(|_| bad("bad floor port"))?;
+        let ip: Ipv4Addr = a.num("floor-ip", Ipv4Addr::LOCALHOST);
+        for i in 0..sessions {
+            let cp = party_base + 2 * i as u16;
+            let base = low + 4 * i as u16;
+            calls.push(Call {
+                caller: bind(party_ip, cp)?,
+                callee: bind(party_ip, cp + 1)?,
+                caller_dst: sockaddr(SocketAddrV4::new(ip, base)),
+                callee_dst: sockaddr(SocketAddrV4::new(ip, base + 2)),
+            });
+        }
+    } else {
+        return Err(bad("--relay ng:IP:PORT or floor:LOWPORT"));
+    }
+    let setup_s = t_setup.elapsed().as_secs_f64();
+
+    let ep = Epoll::new()?;
+    for (i, c) in calls.iter().enumerate() {
+        // token: stream that arrives there = 2i (caller->callee) or 2i+1 (callee->caller)
+        ep.add(c.callee.as_raw_fd(), 2 * i as u64)?;
+        ep.add(c.caller.as_raw_fd(), 2 * i as u64 + 1)?;
+    }
+    let mut m = Mmsg::new();
+    let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut slot: u64 = 0; // next slot to send
+    let mut seq: u16 = 0;
+
+    for (ri, &rate) in rates.iter().enumerate() {
+        let warm_slots = (warmup * 1000.0) as u64;
+        let meas_slots = (measure * 1000.0) as u64;
+        let w0 = slot + warm_slots;
+        let w1 = w0 + meas_slots;
+        let mut sent_win: u64 = 0;
+        let mut recv_win: u64 = 0;
+        let mut recv_wrong: u64 = 0;
+        let mut max_late = Duration::ZERO;
+        let mut cpu0 = None;
+        let mut gen_cpu0 = 0.0;
+        let mut errs0 = 0;
+        // Each rate keeps its own clock: the drain of the previous one must
+        // not count as lateness.
+        let start = Instant::now();
+        let slot0 = slot;
+        let mut t_w0 = start;
+        let drain_until_slot = w1 + 300;
+        loop {
+            let now = Instant::now();
+            let due = start + SLOT * (slot - slot0) as u32;
+            if slot < w1 && now >= due {
+                max_late = max_late.max(now - due);
+                if slot == w0 {
+                    cpu0 = if pid > 0 { cpu_seconds(pid) } else { Some(0.0) };
+                    gen_cpu0 = cpu_seconds(std::process::id()).unwrap_or(0.0);
+                    errs0 = udp_rcvbuf_errors();
+                    t_w0 = now;
+                }
+                let g = slot % GROUPS;
+                // Packets per stream in this 20 ms period: rate/50, the
+                // fraction carried from period to period.
+                let period = slot / GROUPS;
+                let r = u64::from(rate);
+                let owed = ((period + 1) * r / 50 - period * r / 50) as usize;
+                let owed = owed.min(BATCH);
+                for (i, c) in calls
+                    .iter()
+                    .enumerate()
+                    .skip(g as usize)
+                    .step_by(GROUPS as usize)
+                {
+                    for (dir, sock, dst) in [
+                        (0u32, &c.caller, &c.caller_dst),
+                        (1, &c.callee, &c.callee_dst),
+                    ] {
+                        let stream = 2 * i as u32 + dir;
+                        for k in 0..owed {
+                            let b = &mut m.bufs[k];
+                            b[0] = 0x80;
+                            b[1] = 8;
+                            b[2..4].copy_from_slice(&seq.to_be_bytes());
+                            b[4..8].copy_from_slice(&((slot as u32).wrapping_mul(8)).to_be_bytes());
+                            b[8..12].copy_from_slice(&stream.to_be_bytes());
+                            b[12..20].copy_from_slice(&slot.to_be_bytes());
+                            b[20..24].copy_from_slice(&stream.to_be_bytes());
+                            seq = seq.wrapping_add(1);
+                        }
+                        let n = m.send(sock.as_raw_fd(), owed, |_| PKT_LEN, dst);
+                        if slot >= w0 {
+                            sent_win += n as u64;
+                        }
+                    }
+                }
+                slot += 1;
+                // No `continue`: even behind schedule, read what has arrived
+                // (epoll with timeout 0 below), or the sockets overflow.
+            }
+            if slot >= w1 && now >= start + SLOT * (drain_until_slot - slot0) as u32 {
+                break;
+            }
+            if STOP.load(Ordering::Relaxed) {
+                return Err(bad("stopped"));
+            }
+            let next_due = start + SLOT * (slot - slot0) as u32;
+            let wait_ms = if slot >= w1 {
+                5
+            } else if next_due > Instant::now() {
+                1
+            } else {
+                0
+            };
+            let n = ep.wait(&mut evs, wait_ms);
+            for ev in &evs[..n] {
+                let token = ev.u64;
+                let call = &calls[(token / 2) as usize];
+                let sock = if token % 2 == 0 {
+                    &call.callee
+                } else {
+                    &call.caller
+                };
+                loop {
+                    let got = m.recv(sock.as_raw_fd());
+                    for k in 0..got {
+                        let len = m.len(k);
+                        let b = &m.bufs[k];
+                        if len < 24 {
+                            recv_wrong += 1;
+                            continue;
+                        }
+                        let s = u64::from_be_bytes(b[12..20].try_into().unwrap_or_default());
+                        let stream = u32::from_be_bytes(b[20..24].try_into().unwrap_or_default());
+                        if u64::from(stream) != token {
+                            recv_wrong += 1;
+                        } else if s >= w0 && s < w1 {
+                            recv_win += 1;
+                        }
+                    }
+                    if got < BATCH {
+                        break;
+                    }
+                }
+            }
+        }
+        // CPU over the sending window plus the drain (the relay's work for the
+        // window's last packets happens there; it is idle otherwise).
+        let t_w1 = Instant::now();
+        let cpu1 = if pid > 0 { cpu_seconds(pid) } else { Some(0.0) };
+        let gen_cpu1 = cpu_seconds(std::process::id()).unwrap_or(0.0);
+        let errs1 = udp_rcvbuf_errors();
+        let cpu = match (cpu0, cpu1) {
+            (Some(a), Some(b)) => b - a,
+            _ => {
+                return Err(bad(format!(
+                    "cannot read /proc/{pid}/stat: the relay died?"
+                )))
+            }
+        };
+        let loss = if sent_win > 0 {
+            1.0 - recv_win as f64 / sent_win as f64
+        } else {
+            1.0
+        };
+        let wall = (t_w1 - t_w0).as_secs_f64();
+        let per_m = if recv_win > 0 {
+            cpu / (recv_win as f64 / 1e6)
+        } else {
+            0.0
+        };
+        println!(
+            "{{\"label\":\"{label}\",\"sessions\":{sessions},\"rate\":{rate},\"offered_pps\":{},\"sent\":{sent_win},\"relayed\":{recv_win},\"wrong\":{recv_wrong},\"loss\":{loss:.6},\"cpu_s\":{cpu:.3},\"cpu_s_per_mpkt\":{per_m:.3},\"window_s\":{wall:.3},\"gen_cpu_s\":{:.3},\"gen_max_late_ms\":{:.1},\"udp_rcvbuf_errors\":{},\"setup_s\":{setup_s:.3}}}",
+            2 * sessions as u64 * u64::from(rate),
+            gen_cpu1 - gen_cpu0,
+            max_late.as_secs_f64() * 1e3,
+            errs1.saturating_sub(errs0),
+        );
+        if loss > stop_loss && ri + 1 < rates.len() {
+            eprintln!(
+                "relaybench: loss {loss:.4} > {stop_loss} at {rate} pps/stream: stopping the steps"
+            );
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn floor(a: &Args) -> io::Result<()> {
+    let ip: Ipv4Addr = a.num("ip", Ipv4Addr::LOCALHOST);
+    let low: u16 = a.num("ports", 44000);
+    let sessions: usize = a.num("sessions", 200);
+    let party_ip: Ipv4Addr = a.num("party-ip", Ipv4Addr::LOCALHOST);
+    let party_base: u16 = a.num("party-base", 42000);
+    let max_s: f64 = a.num("max-seconds", 600.0);
+    // SAFETY: installing an async-signal-safe handler (one atomic store).
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGINT,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+    // socks[2i] receives the caller's packets and sends to the caller;
+    // socks[2i+1] the callee's.
+    let mut socks = Vec::with_capacity(2 * sessions);
+    let mut peers = Vec::with_capacity(2 * sessions);
+    for i in 0..sessions {
+        let base = low + 4 * i as u16;
+        socks.push(bind(ip, base)?);
+        socks.push(bind(ip, base + 2)?);
+        let cp = party_base + 2 * i as u16;
+        peers.push(sockaddr(SocketAddrV4::new(party_ip, cp)));
+        peers.push(sockaddr(SocketAddrV4::new(party_ip, cp + 1)));
+    }
+    let ep = Epoll::new()?;
+    for (i, s) in socks.iter().enumerate() {
+        ep.add(s.as_raw_fd(), i as u64)?;
+    }
+    eprintln!("relaybench floor ready");
+    let mut m = Mmsg::new();
+    let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let until = Instant::now() + Duration::from_secs_f64(max_s);
+    while !STOP.load(Ordering::Relaxed) && Instant::now() < until {
+        let n = ep.wait(&mut evs, 100);
+        for ev in &evs[..n] {
+            let i = ev.u64 as usize;
+            let out = i ^ 1;
+            loop {
+                let got = m.recv(socks[i].as_raw_fd());
+                if got == 0 {
+                    break;
+                }
+                let mut lens = [0usize; BATCH];
+                for (k, l) in lens.iter_mut().enumerate().take(got) {
+                    *l = m.len(k);
+                }
+                m.send(socks[out].as_raw_fd(), got, |k| lens[k], &peers[out]);
+                if got < BATCH {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
