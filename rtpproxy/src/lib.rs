@@ -14,8 +14,11 @@
 
 pub mod bencode;
 pub mod classic;
+pub mod client;
 pub mod control;
 pub mod ng;
+pub mod relay;
 pub mod sdp;
+pub mod server;
 pub mod session;
 pub mod stats;
