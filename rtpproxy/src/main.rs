@@ -96,6 +96,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if cli.ng.is_empty() && cli.control.is_empty() {
         tracing::warn!("no --ng or --control listener given: nothing can create sessions");
