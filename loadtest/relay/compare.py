@@ -140,8 +140,8 @@ def make_relay(target, args, workdir, sessions):
             args.sipfront_bin, "--ng", "udp:127.0.0.1:%d" % NG_SIPFRONT,
             "--media-ip", "127.0.0.1", "--ports", "%d-%d" % (lo, hi), "--workers", "1",
             "--max-sessions", "100000", "--log-level", "warn"],
-            lambda r: "sipfront-rtpproxy ready" in r.tail() and ng_ping(NG_SIPFRONT),
-            workdir), "ng:127.0.0.1:%d" % NG_SIPFRONT
+            # Ready = answers ping: at --log-level warn its ready line is not printed.
+            lambda r: ng_ping(NG_SIPFRONT), workdir), "ng:127.0.0.1:%d" % NG_SIPFRONT
     raise ValueError(target)
 
 
@@ -150,8 +150,8 @@ def run_gen(args, target, workdir, sessions, rates, warmup, measure, stop_loss):
     for p in (NG_SIPFRONT, NG_RTPENGINE, RELAY_PORTS[0], PARTY_BASE, PARTY_BASE + 2 * sessions - 1):
         if not port_free(p):
             raise RuntimeError("port %d is in use: not running over someone else's sockets" % p)
-    relay.start()
     try:
+        relay.start()
         bound = 30 + len(rates) * (warmup + measure + 1) + sessions * 0.05
         cmd = ["taskset", "-c", str(args.gen_cpu), args.relaybench, "gen", "--relay", spec,
                "--sessions", str(sessions), "--rates", ",".join(map(str, rates)),
