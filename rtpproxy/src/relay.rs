@@ -435,14 +435,16 @@ impl Worker {
                 tracing::error!("epoll_wait failed: {}", io::Error::last_os_error());
                 return;
             }
-            for ev in events.iter().take(n as usize) {
+            let ready = events.get(..n as usize).unwrap_or(&[]);
+            // Commands first: a peer update signalled before a packet was
+            // sent must apply to that packet (re-INVITE then media).
+            if ready.iter().any(|ev| ev.u64 == EVENTFD_TOKEN) && !self.drain_commands() {
+                self.close_all();
+                return;
+            }
+            for ev in ready {
                 let token = ev.u64;
-                if token == EVENTFD_TOKEN {
-                    if !self.drain_commands() {
-                        self.close_all();
-                        return;
-                    }
-                } else {
+                if token != EVENTFD_TOKEN {
                     self.readable(token);
                 }
             }
