@@ -6,7 +6,7 @@ use crate::config::{self, Config};
 use crate::dispatch::{
     self, Algorithm, BackendId, BackendSet, Destination, HealthTable, Rule, Rules,
 };
-use crate::proxy::{ProxyConfig, Routing};
+use crate::proxy::{txn::TxnConfig, ProxyConfig, Routing};
 use crate::runtime::{DriverChoice, RuntimeConfig};
 use crate::sip::Limits;
 use std::str::FromStr;
@@ -77,6 +77,19 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
             max_headers: cfg.proxy.max_headers,
             ..Limits::default()
         },
+        transactions: (cfg.proxy.mode == config::ProxyMode::Stateful).then(|| {
+            let t = &cfg.transaction;
+            TxnConfig {
+                t1_ms: t.t1_ms,
+                t2_ms: t.t2_ms,
+                t4_ms: t.t4_ms,
+                fr_ms: t.fr_timeout_ms,
+                fr_inv_ms: t.fr_inv_timeout_ms,
+                max_transactions: t.max_transactions,
+                max_tries: t.max_tries,
+                failover_codes: t.failover_codes.clone(),
+            }
+        }),
     }
 }
 

@@ -50,9 +50,6 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cfg.log.format, &cfg.log.level);
-    if cfg.proxy.mode == config::ProxyMode::Stateful {
-        tracing::warn!("proxy.mode = stateful is not implemented yet; running stateless");
-    }
     let routing = match app::routing(&cfg) {
         Ok(r) => r,
         Err(e) => {

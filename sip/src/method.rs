@@ -85,10 +85,12 @@ impl StatusCode {
     pub const TRYING: StatusCode = StatusCode(100);
     pub const OK: StatusCode = StatusCode(200);
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);
     pub const LOOP_DETECTED: StatusCode = StatusCode(482);
     pub const TOO_MANY_HOPS: StatusCode = StatusCode(483);
+    pub const REQUEST_TERMINATED: StatusCode = StatusCode(487);
     pub const SERVER_ERROR: StatusCode = StatusCode(500);
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
     pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);

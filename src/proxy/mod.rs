@@ -18,7 +18,9 @@
 
 pub mod branch;
 pub mod identity;
+mod stateful;
 pub mod stats;
+pub mod txn;
 
 use crate::dispatch::{Algorithm, BackendSet, Health, Rules, SelectInput, Selector};
 use crate::sip::{
@@ -43,6 +45,9 @@ pub struct ProxyConfig {
     pub max_message_size: usize,
     /// Parser limits.
     pub limits: Limits,
+    /// Stateful mode (RFC 3261 §17 transactions) when set; stateless when
+    /// `None`.
+    pub transactions: Option<txn::TxnConfig>,
 }
 
 impl Default for ProxyConfig {
@@ -52,6 +57,7 @@ impl Default for ProxyConfig {
             max_forwards: 70,
             max_message_size: 65_535,
             limits: Limits::default(),
+            transactions: None,
         }
     }
 }
@@ -116,6 +122,20 @@ pub enum Outcome {
     /// The datagram belongs to another worker's transaction: pass it on
     /// unchanged through the cross-core mesh.
     Handover { worker: u8 },
+    /// Handled by the transaction layer: whatever must be sent (possibly
+    /// nothing, for an absorbed retransmission) is in the proxy's queue.
+    Queued,
+}
+
+/// A datagram the transaction layer wants sent (stateful mode): 100 Trying
+/// plus the forwarded request, retransmissions, ACK and CANCEL toward
+/// destinations, responses upstream. The driver takes them with
+/// [`Proxy::drain_queue`].
+#[derive(Debug)]
+pub struct Queued {
+    pub to: SocketAddr,
+    pub from: Socket,
+    pub data: Vec<u8>,
 }
 
 /// The proxy core of one worker.
@@ -127,6 +147,11 @@ pub struct Proxy {
     edits: Edits,
     /// Set by the runtime on SIGTERM: new dialogs get 503 (drain).
     draining: Option<Arc<AtomicBool>>,
+    /// The transaction layer (stateful mode).
+    txns: Option<Box<stateful::Stateful>>,
+    /// Datagrams to send (stateful mode) and spare buffers for them.
+    queue: Vec<Queued>,
+    pool: Vec<Vec<u8>>,
     pub stats: Stats,
 }
 
@@ -142,6 +167,10 @@ enum Target {
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig, id: Arc<Identity>, worker: u8) -> Proxy {
+        let txns = cfg
+            .transactions
+            .clone()
+            .map(|c| Box::new(stateful::Stateful::new(c)));
         Proxy {
             cfg,
             id,
@@ -149,6 +178,9 @@ impl Proxy {
             selector: Selector::new(usize::from(worker)),
             edits: Edits::with_capacity(16, 1024),
             draining: None,
+            txns,
+            queue: Vec::new(),
+            pool: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -160,10 +192,15 @@ impl Proxy {
         self.draining = Some(flag);
     }
 
-    fn is_draining(&self) -> bool {
-        self.draining
-            .as_ref()
-            .is_some_and(|f| f.load(Ordering::Relaxed))
+    /// While draining: a request outside a dialog, other than ACK and
+    /// CANCEL, is refused.
+    fn refuses_new_dialog(&self, req: &Request<'_>) -> bool {
+        req.to.tag().is_none()
+            && !matches!(req.method, Method::Ack | Method::Cancel)
+            && self
+                .draining
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     pub fn worker(&self) -> u8 {
@@ -196,7 +233,7 @@ impl Proxy {
             }
             Ok(m) => {
                 self.stats.responses_in += 1;
-                self.response(&m, out)
+                self.response(&m, health, pkt.src, out)
             }
             Err(e) => {
                 // Answer what can be answered (505 for SIP/7.0, 400 for a
@@ -235,6 +272,26 @@ impl Proxy {
             self.stats.drop(DropReason::BadAck);
             return Outcome::Drop(DropReason::BadAck);
         }
+        if self.local_reply(req, pkt.src, code, out).is_err() {
+            out.clear();
+            self.stats.drop(DropReason::Unanswerable);
+            return Outcome::Drop(DropReason::Unanswerable);
+        }
+        self.stats.replied(code.as_u16());
+        Outcome::Send {
+            to: reply_addr(req.top_via().ok().as_ref(), pkt.src),
+            from: pkt.socket,
+        }
+    }
+
+    /// Writes sipfront's own answer `code` to `req`, which came from `src`.
+    fn local_reply(
+        &self,
+        req: &Message<'_>,
+        src: SocketAddr,
+        code: StatusCode,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SipError> {
         // A To-tag derived from the request, so a retransmission gets the
         // same reply (§8.2.6.2).
         let via = req.values(HeaderName::Via).next().unwrap_or(b"");
@@ -258,27 +315,50 @@ impl Proxy {
             n += 1;
         }
         let opts = writer::ReplyOptions {
-            to_tag: Some(&tag[branch::PREFIX.len()..]),
-            source: Some((pkt.src.ip(), pkt.src.port())),
+            // A 100 Trying carries no tag (§8.2.6.2).
+            to_tag: (code.as_u16() > 100).then_some(&tag[branch::PREFIX.len()..]),
+            source: Some((src.ip(), src.port())),
             headers: &extra[..n],
             ..Default::default()
         };
-        if writer::build_reply(req, code, &opts, out).is_err() {
-            out.clear();
-            self.stats.drop(DropReason::Unanswerable);
-            return Outcome::Drop(DropReason::Unanswerable);
+        writer::build_reply(req, code, &opts, out)
+    }
+
+    /// An empty buffer from the pool (stateful mode).
+    fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self.pool.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Queues a copy of `data` for `to` (stateful mode).
+    fn queue_copy(&mut self, to: SocketAddr, from: Socket, data: &[u8]) {
+        let mut b = self.buffer();
+        b.extend_from_slice(data);
+        self.queue.push(Queued { to, from, data: b });
+    }
+
+    /// Queues `data` itself for `to` (stateful mode).
+    fn queue_owned(&mut self, to: SocketAddr, from: Socket, data: Vec<u8>) {
+        self.queue.push(Queued { to, from, data });
+    }
+
+    /// Hands every queued datagram to `send`, which may swap the buffer for
+    /// one of its own (the swapped-in buffer is kept for reuse).
+    pub fn drain_queue(&mut self, mut send: impl FnMut(SocketAddr, Socket, &mut Vec<u8>)) {
+        let mut q = std::mem::take(&mut self.queue);
+        for mut d in q.drain(..) {
+            send(d.to, d.from, &mut d.data);
+            if self.pool.len() < 256 {
+                self.pool.push(d.data);
+            }
         }
-        // §18.2.2 with RFC 3581: to the source address; the source port when
-        // rport was asked for, else the sent-by port.
-        let port = match req.top_via() {
-            Ok(v) if v.rport.is_none() => v.port_or_default(),
-            _ => pkt.src.port(),
-        };
-        self.stats.replied(code.as_u16());
-        Outcome::Send {
-            to: SocketAddr::new(pkt.src.ip(), port),
-            from: pkt.socket,
-        }
+        self.queue = q;
+    }
+
+    /// Whether datagrams wait in the queue.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
     }
 
     fn request(
@@ -296,19 +376,34 @@ impl Proxy {
             Ok(r) => r,
             Err(e) => return self.reply(m, pkt, e.status(), out),
         };
-        if req.to.tag().is_none()
-            && !matches!(req.method, Method::Ack | Method::Cancel)
-            && self.is_draining()
-        {
+        if self.txns.is_some() {
+            // Retransmissions of accepted requests are absorbed even while
+            // draining; the drain check follows the transaction lookup.
+            return self.stateful_request(m, &req, routing, health, pkt, out);
+        }
+        if self.refuses_new_dialog(&req) {
             return self.reply(m, pkt, StatusCode::SERVICE_UNAVAILABLE, out);
         }
-        match self.route(m, &req, routing, health, pkt) {
+        self.stateless_request(m, &req, routing, health, pkt, out)
+    }
+
+    /// Routes and forwards a request without keeping state (§16.11).
+    fn stateless_request(
+        &mut self,
+        m: &Message<'_>,
+        req: &Request<'_>,
+        routing: &Routing,
+        health: &impl Health,
+        pkt: Inbound<'_>,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
+        match self.route(m, req, routing, health, pkt) {
             Ok(Target::Reply(code)) => self.reply(m, pkt, code, out),
             Ok(Target::Send {
                 to: dst,
                 from,
                 backend,
-            }) => match self.forward(m, &req, pkt, from, out) {
+            }) => match self.forward(m, req, pkt, from, out, None) {
                 Ok(()) => {
                     self.stats.requests_forwarded += 1;
                     self.stats.forwarded_method(req.method);
@@ -442,10 +537,20 @@ impl Proxy {
         // Record-Route, else the Call-ID hash (docs/dispatch.md).
         let by_call_id =
             in_dialog || matches!(set.algorithm(), Algorithm::Weighted | Algorithm::Random);
-        let chosen = if by_call_id {
-            self.selector.select_by_call_id(set, &input, health)
-        } else {
-            self.selector.select(set, &input, health)
+        let chosen = match self.txns.as_deref_mut() {
+            // Stateful: the whole ranking, for failover (initial requests).
+            Some(st) if !in_dialog => {
+                if by_call_id {
+                    self.selector
+                        .ranking_by_call_id(set, &input, health, &mut st.ranking);
+                } else {
+                    self.selector.ranking(set, &input, health, &mut st.ranking);
+                }
+                st.ranked_set = Some(set_idx);
+                st.ranking.first().and_then(|id| set.get(*id))
+            }
+            _ if by_call_id => self.selector.select_by_call_id(set, &input, health),
+            _ => self.selector.select(set, &input, health),
         };
         match chosen {
             Some(d) => Ok(Target::Send {
@@ -501,6 +606,7 @@ impl Proxy {
         pkt: Inbound<'_>,
         from: Socket,
         out: &mut Vec<u8>,
+        txn: Option<u64>,
     ) -> Result<(), SipError> {
         let id = Arc::clone(&self.id);
         let e = &mut self.edits;
@@ -536,7 +642,17 @@ impl Proxy {
             Some(&req.top_via),
             top,
         );
-        branch::format(self.worker, listen, hash, &mut b);
+        let mut bt = [0u8; branch::LEN_TXN];
+        let branch_text: &[u8] = match txn {
+            Some(t) => {
+                branch::format_txn(self.worker, listen, hash, t, &mut bt);
+                &bt
+            }
+            None => {
+                branch::format(self.worker, listen, hash, &mut b);
+                &b
+            }
+        };
         let egress_port = id
             .egress
             .get(usize::from(self.worker))
@@ -547,7 +663,7 @@ impl Proxy {
         via.push(':');
         via.push_str(itoa(egress_port, &mut [0u8; 5]));
         via.push_str(";branch=");
-        via.push_str(std::str::from_utf8(&b).unwrap_or(""));
+        via.push_str(std::str::from_utf8(branch_text).unwrap_or(""));
         writer::add_via(m, e, via.as_bytes());
         // §16.6 step 3: Max-Forwards.
         if writer::decrement_max_forwards(m, e)?.is_none() {
@@ -576,7 +692,13 @@ impl Proxy {
         writer::write(m, e, out).map_err(|_| SipError::BadHeader(HeaderName::Via))
     }
 
-    fn response(&mut self, m: &Message<'_>, out: &mut Vec<u8>) -> Outcome {
+    fn response(
+        &mut self,
+        m: &Message<'_>,
+        health: &impl Health,
+        src: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Outcome {
         let Ok(resp) = validate_response(m) else {
             self.stats.drop(DropReason::BadResponse);
             return Outcome::Drop(DropReason::BadResponse);
@@ -593,6 +715,11 @@ impl Proxy {
         if b.worker != self.worker && usize::from(b.worker) < self.id.egress.len() {
             self.stats.handovers_out += 1;
             return Outcome::Handover { worker: b.worker };
+        }
+        if let (Some(t), true) = (b.txn, self.txns.is_some()) {
+            if let Some(o) = self.stateful_response(m, t, health, src, out) {
+                return o;
+            }
         }
         // §16.7 step 3 / §18.2.2: the next Via says where it goes.
         let Some(next) = resp.next_via else {
@@ -631,6 +758,17 @@ impl Proxy {
     }
 }
 
+/// Where a response to a request with top Via `via` from `src` goes
+/// (§18.2.2 with RFC 3581): the source address; the source port when rport
+/// was asked for (or the Via does not parse), else the sent-by port.
+fn reply_addr(via: Option<&crate::sip::Via<'_>>, src: SocketAddr) -> SocketAddr {
+    let port = match via {
+        Some(v) if v.rport.is_none() => v.port_or_default(),
+        _ => src.port(),
+    };
+    SocketAddr::new(src.ip(), port)
+}
+
 /// The socket address of a URI whose host is an IP literal.
 fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
     let ip = uri
@@ -665,3 +803,6 @@ fn itoa(mut n: u16, buf: &mut [u8; 5]) -> &str {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod stateful_tests;

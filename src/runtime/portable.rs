@@ -10,7 +10,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Datagrams per recvmmsg/sendmmsg call.
 const BATCH: usize = 32;
@@ -233,6 +233,19 @@ fn queue(batch: &mut SendBatch, sock: &UdpSocket, scratch: &mut Vec<u8>, to: Soc
     }
 }
 
+/// Moves the transaction layer's queued datagrams (stateful mode) into the
+/// send batches.
+fn drain(proxy: &mut crate::proxy::Proxy, tx: &mut [SendBatch], socks: &[(UdpSocket, Socket)]) {
+    if !proxy.has_queued() {
+        return;
+    }
+    proxy.drain_queue(|to, from, data| {
+        if let Some(i) = socks.iter().position(|(_, k)| *k == from) {
+            queue(&mut tx[i], &socks[i].0, data, to);
+        }
+    });
+}
+
 /// Runs one worker until shutdown.
 pub fn run_worker(
     mut w: WorkerSetup,
@@ -269,7 +282,14 @@ pub fn run_worker(
     let mut scratch = Vec::with_capacity(4096);
     while !w.shutdown.load(Ordering::Relaxed) {
         // SAFETY: events is a live buffer of 16 entries.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 16, TICK.as_millis() as i32) };
+        // Sleep until the next transaction timer is due, at most a TICK.
+        let wait = w
+            .proxy
+            .next_timer()
+            .map_or(TICK, |d| d.min(TICK))
+            .as_micros()
+            .div_ceil(1000) as i32;
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 16, wait) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -278,6 +298,8 @@ pub fn run_worker(
             unsafe { libc::close(ep) };
             return Err(e);
         }
+        w.proxy.tick(Instant::now(), &*w.health);
+        drain(&mut w.proxy, &mut tx, &socks);
         for ev in events.iter().take(n as usize) {
             let token = ev.u64;
             if token == MESH_TOKEN {
@@ -297,8 +319,9 @@ pub fn run_worker(
                             }
                         }
                         // Handed over once already: never bounce again.
-                        Outcome::Handover { .. } | Outcome::Drop(_) => {}
+                        Outcome::Handover { .. } | Outcome::Drop(_) | Outcome::Queued => {}
                     }
+                    drain(&mut w.proxy, &mut tx, &socks);
                 }
                 continue;
             }
@@ -332,6 +355,7 @@ pub fn run_worker(
                             queue(&mut tx[o], &socks[o].0, &mut scratch, to);
                         }
                         Outcome::Drop(_) => {}
+                        Outcome::Queued => drain(&mut w.proxy, &mut tx, &socks),
                         Outcome::Handover { worker } => {
                             if !mesh.send(
                                 worker,

@@ -15,7 +15,7 @@ use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type Item = (Vec<u8>, SocketAddr, Socket);
 
@@ -58,6 +58,12 @@ impl Mesh {
 }
 
 /// Sends `out` to `dst` from the worker's socket of kind `from`.
+/// Moves the transaction layer's queued datagrams out, to be sent once the
+/// worker state is no longer borrowed.
+fn take_queued(proxy: &mut crate::proxy::Proxy, into: &mut Vec<(SocketAddr, Socket, Vec<u8>)>) {
+    proxy.drain_queue(|to, from, data| into.push((to, from, std::mem::take(data))));
+}
+
 async fn send_from(
     gsocks: &[UdpSocket],
     kinds: &[Socket],
@@ -106,6 +112,7 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
             tasks.push(glommio::spawn_local(async move {
                 let rx = rx.connect().await;
                 let mut out = Vec::with_capacity(4096);
+                let mut queued = Vec::new();
                 while let Some((data, src, kind)) = rx.recv().await {
                     let outcome = {
                         let mut w = state.borrow_mut();
@@ -117,10 +124,15 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
                             src,
                             socket: kind,
                         };
-                        w.proxy.handle(&routing, &*health, pkt, &mut out)
+                        let o = w.proxy.handle(&routing, &*health, pkt, &mut out);
+                        take_queued(&mut w.proxy, &mut queued);
+                        o
                     };
                     if let Outcome::Send { to: dst, from } = outcome {
                         send_from(&gsocks, &kinds, from, &out, dst).await;
+                    }
+                    for (dst, from, data) in queued.drain(..) {
+                        send_from(&gsocks, &kinds, from, &data, dst).await;
                     }
                 }
             }));
@@ -144,6 +156,7 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
             tasks.push(glommio::spawn_local(async move {
                 let mut buf = vec![0u8; 65_535];
                 let mut out = Vec::with_capacity(4096);
+                let mut queued = Vec::new();
                 loop {
                     let (n, src) = match gsocks[i].recv_from(&mut buf).await {
                         Ok(x) => x,
@@ -162,10 +175,15 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
                             src,
                             socket: kind,
                         };
+                        w.proxy.tick(Instant::now(), &*health);
                         let o = w.proxy.handle(&routing, &*health, pkt, &mut out);
+                        take_queued(&mut w.proxy, &mut queued);
                         w.publish_stats();
                         o
                     };
+                    for (dst, from, data) in queued.drain(..) {
+                        send_from(&gsocks, &kinds, from, &data, dst).await;
+                    }
                     match outcome {
                         Outcome::Send { to: dst, from } => {
                             send_from(&gsocks, &kinds, from, &out, dst).await;
@@ -185,15 +203,33 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
                                     .drop(DropReason::HandoverFull);
                             }
                         }
-                        Outcome::Drop(_) => {}
+                        Outcome::Drop(_) | Outcome::Queued => {}
                     }
                 }
             }));
         }
-        // Watch for shutdown; the timer parks the executor between checks.
+        // Watch for shutdown and run the transaction timers; the timer
+        // parks the executor between checks.
+        let mut queued = Vec::new();
         while !shutdown.load(Ordering::Relaxed) {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
-            state.borrow_mut().publish_stats();
+            let wait = state
+                .borrow()
+                .proxy
+                .next_timer()
+                .map_or(Duration::from_millis(100), |d| {
+                    d.clamp(Duration::from_millis(1), Duration::from_millis(100))
+                });
+            glommio::timer::sleep(wait).await;
+            {
+                let mut w = state.borrow_mut();
+                let health = Arc::clone(&w.health);
+                w.proxy.tick(Instant::now(), &*health);
+                take_queued(&mut w.proxy, &mut queued);
+                w.publish_stats();
+            }
+            for (dst, from, data) in queued.drain(..) {
+                send_from(&gsocks, &kinds, from, &data, dst).await;
+            }
         }
         for t in tasks {
             t.cancel().await;
