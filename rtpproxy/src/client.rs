@@ -74,7 +74,11 @@ impl Client {
 
     /// The next cookie, `<pid>_<seq>` like Kamailio's.
     pub fn cookie(&self) -> String {
-        format!("{}_{}", self.prefix, self.seq.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}_{}",
+            self.prefix,
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// Sends `cookie SP body` and returns the reply body after `cookie SP`.
@@ -96,7 +100,14 @@ impl Client {
                 let n = match self.sock.recv_from(&mut buf) {
                     Ok((n, from)) if from == self.server => n,
                     Ok(_) => continue,
-                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        break
+                    }
                     Err(e) => return Err(e.into()),
                 };
                 let data = buf.get(..n).unwrap_or(&[]);
@@ -155,7 +166,10 @@ mod tests {
         });
         let mut c = Client::new(addr).unwrap();
         c.timeout = Duration::from_millis(100);
-        assert_eq!(c.classic(&Command::Version).unwrap(), ClassicReply::Number(20040107));
+        assert_eq!(
+            c.classic(&Command::Version).unwrap(),
+            ClassicReply::Number(20040107)
+        );
         t.join().unwrap();
     }
 

@@ -97,7 +97,11 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn new(table: SessionTable, workers: Vec<Arc<WorkerCounters>>, unix_offset_ms: u64) -> Control {
+    pub fn new(
+        table: SessionTable,
+        workers: Vec<Arc<WorkerCounters>>,
+        unix_offset_ms: u64,
+    ) -> Control {
         Control {
             table,
             cache: ReplyCache::default(),
@@ -174,7 +178,10 @@ impl Control {
                     return CReply::Error(ecode::NSOFF);
                 }
                 let lookup = matches!(cmd, Command::Lookup(_));
-                let rtp = ul.addr.filter(|_| ul.port != 0).map(|a| SocketAddr::new(a, ul.port));
+                let rtp = ul
+                    .addr
+                    .filter(|_| ul.port != 0)
+                    .map(|a| SocketAddr::new(a, ul.port));
                 let u = Update {
                     call_id: ul.call_id,
                     from_tag: ul.from_tag.tag,
@@ -253,7 +260,11 @@ impl Control {
                 let (Some(cid), Some(ft)) = (call_id, from_tag) else {
                     return CReply::Error(ecode::CMDUNKN);
                 };
-                if self.table.find(cid, ft.tag, to_tag.map(|t| t.tag)).is_none() {
+                if self
+                    .table
+                    .find(cid, ft.tag, to_tag.map(|t| t.tag))
+                    .is_none()
+                {
                     return CReply::Error(ecode::SESUNKN);
                 }
                 CReply::Error(if matches!(letter, b'P' | b'S') {
@@ -363,7 +374,9 @@ impl Control {
     ) -> NReply {
         match req.command {
             CommandKind::Ping => NReply::Pong,
-            CommandKind::Offer | CommandKind::Answer => self.ng_offer_answer(req, now, binder, actions),
+            CommandKind::Offer | CommandKind::Answer => {
+                self.ng_offer_answer(req, now, binder, actions)
+            }
             CommandKind::Delete => {
                 let Some(cid) = req.call_id else {
                     return NReply::error("No call-id in message");
@@ -528,12 +541,18 @@ impl Control {
             e.buf
         };
         let mut extra = vec![
-            ("created".to_string(), enc(&|e| {
-                e.int(unix(s.created_ms));
-            })),
-            ("last signal".to_string(), enc(&|e| {
-                e.int(unix(s.last_signal_ms));
-            })),
+            (
+                "created".to_string(),
+                enc(&|e| {
+                    e.int(unix(s.created_ms));
+                }),
+            ),
+            (
+                "last signal".to_string(),
+                enc(&|e| {
+                    e.int(unix(s.last_signal_ms));
+                }),
+            ),
         ];
         let tags = enc(&|e| {
             e.begin_dict();
@@ -633,14 +652,24 @@ mod tests {
             max_sessions: max,
             ..Config::default()
         };
-        Control::new(SessionTable::new(cfg), vec![Arc::new(WorkerCounters::default())], 0)
+        Control::new(
+            SessionTable::new(cfg),
+            vec![Arc::new(WorkerCounters::default())],
+            0,
+        )
     }
 
     const SRC: &str = "127.0.0.1:5060";
 
     fn classic(c: &mut Control, s: &str) -> String {
         let out = c
-            .classic(s.as_bytes(), Transport::Datagram(SRC.parse().unwrap()), 0, &mut NoBind, &mut vec![])
+            .classic(
+                s.as_bytes(),
+                Transport::Datagram(SRC.parse().unwrap()),
+                0,
+                &mut NoBind,
+                &mut vec![],
+            )
             .unwrap();
         String::from_utf8(out).unwrap()
     }
@@ -670,12 +699,18 @@ mod tests {
         assert_ne!(up[1], lp[1]);
         let q = classic(&mut c, "9_3 Q call@x ft;1 tt");
         assert_eq!(q, "9_3 30 0 0 0 0\n".replace("30", "60"));
-        assert_eq!(classic(&mut c, "9_4 Qv call@x ft tt ttl nrelayed"), "9_4 ttl=60 nrelayed=0\n");
+        assert_eq!(
+            classic(&mut c, "9_4 Qv call@x ft tt ttl nrelayed"),
+            "9_4 ttl=60 nrelayed=0\n"
+        );
         assert_eq!(classic(&mut c, "9_5 Q call@x ft tt bogus"), "9_5 E62\n");
         assert_eq!(classic(&mut c, "9_6 D call@x ft tt"), "9_6 0\n");
         assert_eq!(classic(&mut c, "9_7 D call@x ft tt"), "9_7 E50\n");
         assert_eq!(classic(&mut c, "9_8 Q call@x ft tt"), "9_8 E50\n");
-        assert_eq!(classic(&mut c, "9_9 L call@x 127.0.0.3 17000 ft;1 tt;1"), "9_9 0\n");
+        assert_eq!(
+            classic(&mut c, "9_9 L call@x 127.0.0.3 17000 ft;1 tt;1"),
+            "9_9 0\n"
+        );
     }
 
     // §1.1: a retransmitted cookie gets the same answer and is not executed again.
@@ -707,13 +742,21 @@ mod tests {
         let mut c = control(10);
         classic(&mut c, "1 U a 10.0.0.1 4000 ft;1");
         let i = classic(&mut c, "2 Il");
-        assert!(i.starts_with("2 sessions created: 1\nactive sessions: 1\nactive streams: 1\n"), "{i}");
+        assert!(
+            i.starts_with("2 sessions created: 1\nactive sessions: 1\nactive streams: 1\n"),
+            "{i}"
+        );
         assert!(i.ends_with("average load: 0.000000\n"));
         assert_eq!(classic(&mut c, "3 X"), "3 0\n");
         assert_eq!(c.table.len(), 0);
-        assert_eq!(classic(&mut c, "4 U a 10.0.0.1 4000 ft t /tmp/n tag"), "4 E75\n");
+        assert_eq!(
+            classic(&mut c, "4 U a 10.0.0.1 4000 ft t /tmp/n tag"),
+            "4 E75\n"
+        );
         assert_eq!(classic(&mut c, "5 S a ft"), "5 E50\n");
-        let out = c.classic(b"V\n", Transport::Stream, 0, &mut NoBind, &mut vec![]).unwrap();
+        let out = c
+            .classic(b"V\n", Transport::Stream, 0, &mut NoBind, &mut vec![])
+            .unwrap();
         assert_eq!(out, b"20040107\n");
     }
 
@@ -721,7 +764,9 @@ mod tests {
         let mut buf = cookie.as_bytes().to_vec();
         buf.push(b' ');
         buf.extend_from_slice(doc);
-        let out = c.ng(&buf, SRC.parse().unwrap(), 0, &mut NoBind, &mut vec![]).unwrap();
+        let out = c
+            .ng(&buf, SRC.parse().unwrap(), 0, &mut NoBind, &mut vec![])
+            .unwrap();
         out[cookie.len() + 1..].to_vec()
     }
 
@@ -745,22 +790,35 @@ mod tests {
     #[test]
     fn ng_call_flow() {
         let mut c = control(10);
-        assert_eq!(ng(&mut c, "1_1_1", b"d7:command4:pinge"), b"d6:result4:ponge");
+        assert_eq!(
+            ng(&mut c, "1_1_1", b"d7:command4:pinge"),
+            b"d6:result4:ponge"
+        );
         let r = ng(&mut c, "1_1_2", &req(CommandKind::Offer, Some(OFFER), None));
         let v = bencode::decode(&r).unwrap();
         assert_eq!(v.get("result").and_then(Value::as_str), Some("ok"));
         assert_eq!(v.as_dict().unwrap().len(), 2, "only result and sdp (§2.3)");
         let sdp = v.get("sdp").and_then(Value::as_str).unwrap();
-        assert!(sdp.contains("o=user1 53655765 2353687637 IN IP4 127.0.0.1\r\n"), "{sdp}");
+        assert!(
+            sdp.contains("o=user1 53655765 2353687637 IN IP4 127.0.0.1\r\n"),
+            "{sdp}"
+        );
         assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"));
         let port_b = c.table.find(b"cid@x", b"ft", None).unwrap().0.streams[0].ports[1];
         assert!(sdp.contains(&format!("m=audio {port_b} RTP/AVP 8 101\r\n")));
         assert!(sdp.contains(&format!("a=rtcp:{}\r\n", port_b + 1)));
-        let r = ng(&mut c, "1_1_3", &req(CommandKind::Answer, Some(ANSWER), Some(b"tt")));
+        let r = ng(
+            &mut c,
+            "1_1_3",
+            &req(CommandKind::Answer, Some(ANSWER), Some(b"tt")),
+        );
         let v = bencode::decode(&r).unwrap();
         let sdp = v.get("sdp").and_then(Value::as_str).unwrap();
         let port_a = c.table.find(b"cid@x", b"ft", None).unwrap().0.streams[0].ports[0];
-        assert!(sdp.contains(&format!("m=audio {port_a} RTP/AVP 8\r\n")), "{sdp}");
+        assert!(
+            sdp.contains(&format!("m=audio {port_a} RTP/AVP 8\r\n")),
+            "{sdp}"
+        );
         let q = ng(&mut c, "1_1_4", &req(CommandKind::Query, None, None));
         let v = bencode::decode(&q).unwrap();
         assert!(v.get("totals").and_then(|t| t.get("RTP")).is_some());
@@ -785,7 +843,11 @@ mod tests {
         let mut c = control(10);
         let r = ng(&mut c, "a", &req(CommandKind::Answer, Some(ANSWER), None));
         assert!(String::from_utf8_lossy(&r).contains("No to-tag"));
-        let r = ng(&mut c, "b", &req(CommandKind::Answer, Some(ANSWER), Some(b"tt")));
+        let r = ng(
+            &mut c,
+            "b",
+            &req(CommandKind::Answer, Some(ANSWER), Some(b"tt")),
+        );
         assert_eq!(r, b"d6:result5:error12:error-reason15:Unknown call-ide");
     }
 
@@ -805,7 +867,13 @@ mod tests {
         let r = ng(&mut c, "x_2", &other.encode());
         assert!(String::from_utf8_lossy(&r).contains("Parallel session limit reached"));
         assert!(c
-            .ng(b"d7:command4:pinge", SRC.parse().unwrap(), 0, &mut NoBind, &mut vec![])
+            .ng(
+                b"d7:command4:pinge",
+                SRC.parse().unwrap(),
+                0,
+                &mut NoBind,
+                &mut vec![]
+            )
             .is_none());
         let r = ng(&mut c, "x_3", b"{\"command\":\"ping\"}");
         assert!(String::from_utf8_lossy(&r).contains("error"));

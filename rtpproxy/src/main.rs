@@ -116,9 +116,9 @@ fn main() -> ExitCode {
         offer_timeout: Duration::from_secs(cli.offer_timeout),
         latch: cli.latch,
         // Thread per core: pin worker k to CPU k when there are enough CPUs.
-        pin: cli.workers.is_none_or(|w| {
-            w <= std::thread::available_parallelism().map_or(1, |n| n.get())
-        }),
+        pin: cli
+            .workers
+            .is_none_or(|w| w <= std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let stop = match install_signals() {
         Ok(fd) => fd,

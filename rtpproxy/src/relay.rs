@@ -255,7 +255,8 @@ impl LegState {
                     *armed = false;
                     if !rtcp && self.rtcp_armed {
                         // Until RTCP latches on its own, guess RTP port + 1.
-                        self.rtcp_peer = Some(SocketAddr::new(src.ip(), src.port().wrapping_add(1)));
+                        self.rtcp_peer =
+                            Some(SocketAddr::new(src.ip(), src.port().wrapping_add(1)));
                     }
                     Accept::Yes
                 } else {
@@ -362,7 +363,8 @@ fn sockaddr_to(addr: SocketAddr, ss: &mut libc::sockaddr_storage) -> libc::sockl
     match addr {
         SocketAddr::V4(a) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let s = unsafe { &mut *(ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let s =
+                unsafe { &mut *(ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             s.sin_family = libc::AF_INET as libc::sa_family_t;
             s.sin_port = a.port().to_be();
             s.sin_addr = libc::in_addr {
@@ -372,7 +374,8 @@ fn sockaddr_to(addr: SocketAddr, ss: &mut libc::sockaddr_storage) -> libc::sockl
         }
         SocketAddr::V6(a) => {
             // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            let s = unsafe { &mut *(ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let s =
+                unsafe { &mut *(ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
             s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             s.sin6_port = a.port().to_be();
             s.sin6_flowinfo = a.flowinfo();
@@ -460,7 +463,11 @@ impl Worker {
         }
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                WorkerMsg::Open { stream, legs, stats } => self.open(stream, legs, stats),
+                WorkerMsg::Open {
+                    stream,
+                    legs,
+                    stats,
+                } => self.open(stream, *legs, stats),
                 WorkerMsg::Peer { stream, leg, peer } => {
                     if let Some(s) = self
                         .by_id
@@ -480,12 +487,12 @@ impl Worker {
         true
     }
 
-    fn open(&mut self, id: StreamId, legs: Box<[LegSockets; 2]>, stats: Arc<StreamStats>) {
+    fn open(&mut self, id: StreamId, legs: [LegSockets; 2], stats: Arc<StreamStats>) {
         let slot = self.free_slots.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let [a, b] = *legs;
+        let [a, b] = legs;
         let mk = |s: LegSockets| Leg {
             rtp: s.rtp,
             rtcp: s.rtcp,
@@ -500,7 +507,10 @@ impl Worker {
         let ep = self.ep.as_raw_fd();
         for (l, leg) in st.legs.iter().enumerate() {
             let base = (slot as u64) << 2 | (l as u64) << 1;
-            for (fd, t) in [(leg.rtp.as_raw_fd(), base), (leg.rtcp.as_raw_fd(), base | 1)] {
+            for (fd, t) in [
+                (leg.rtp.as_raw_fd(), base),
+                (leg.rtcp.as_raw_fd(), base | 1),
+            ] {
                 if let Err(e) = epoll_add(ep, fd, t) {
                     tracing::error!("epoll_ctl add failed: {e}");
                 }
@@ -546,7 +556,11 @@ impl Worker {
         b.arm_recv();
         let [leg0, leg1] = &mut st.legs;
         let (from, to) = if l == 0 { (leg0, leg1) } else { (leg1, leg0) };
-        let fd = if rtcp { from.rtcp.as_raw_fd() } else { from.rtp.as_raw_fd() };
+        let fd = if rtcp {
+            from.rtcp.as_raw_fd()
+        } else {
+            from.rtp.as_raw_fd()
+        };
         // SAFETY: msgs point into the batch buffers armed above.
         let n = unsafe {
             libc::recvmmsg(
@@ -564,7 +578,11 @@ impl Worker {
         let now = now_us();
         let now_ms = (now / 1000).max(1);
         let stats: &LegStats = &st.stats.legs[l];
-        let dest = if rtcp { to.state.rtcp_peer } else { to.state.rtp_peer };
+        let dest = if rtcp {
+            to.state.rtcp_peer
+        } else {
+            to.state.rtp_peer
+        };
         let (mut bytes, mut wrong, mut trunc, mut out) = (0u64, 0u64, 0u64, 0usize);
         let dest_len = dest.map(|d| sockaddr_to(d, &mut b.dest)).unwrap_or(0);
         for i in 0..n {
@@ -606,7 +624,23 @@ impl Worker {
         }
         let accepted = n as u64 - wrong - trunc;
         let no_dest = if dest.is_none() { accepted } else { 0 };
-        let out_fd = if rtcp { to.rtcp.as_raw_fd() } else { to.rtp.as_raw_fd() };
+        // Statistics before the send, so a query that follows a relayed
+        // packet sees it; send failures are taken back below.
+        if rtcp {
+            bump(&stats.rtcp_packets, n as u64);
+            bump(&stats.rtcp_bytes, bytes);
+        } else {
+            bump(&stats.packets, n as u64);
+            bump(&stats.bytes, bytes);
+        }
+        stats.last_packet_ms.store(now_ms, Relaxed);
+        bump(&stats.relayed, out as u64);
+        bump(&stats.dropped, wrong + trunc + no_dest);
+        let out_fd = if rtcp {
+            to.rtcp.as_raw_fd()
+        } else {
+            to.rtp.as_raw_fd()
+        };
         let mut sent = 0usize;
         while sent < out {
             // SAFETY: out_msgs[sent..out] were filled above and point into live buffers.
@@ -624,16 +658,12 @@ impl Worker {
             sent += r as usize;
         }
         let send_err = (out - sent) as u64;
-        if rtcp {
-            bump(&stats.rtcp_packets, n as u64);
-            bump(&stats.rtcp_bytes, bytes);
-        } else {
-            bump(&stats.packets, n as u64);
-            bump(&stats.bytes, bytes);
+        if send_err > 0 {
+            stats
+                .relayed
+                .store(stats.relayed.load(Relaxed).wrapping_sub(send_err), Relaxed);
+            bump(&stats.dropped, send_err);
         }
-        stats.last_packet_ms.store(now_ms, Relaxed);
-        bump(&stats.relayed, sent as u64);
-        bump(&stats.dropped, wrong + trunc + no_dest + send_err);
         let c = &self.counters;
         bump(&c.received, n as u64);
         bump(&c.relayed, sent as u64);
@@ -704,8 +734,16 @@ mod tests {
         l.update(&update("10.0.0.1:4000", LatchMode::Auto, true));
         l.accept(sa("203.0.113.5:6000"), false);
         l.update(&update("10.0.0.1:4000", LatchMode::Auto, false));
-        assert_eq!(l.rtp_peer, Some(sa("203.0.113.5:6000")), "refresh keeps learned");
-        assert_eq!(l.accept(sa("203.0.113.9:6100"), false), Accept::Yes, "moved party");
+        assert_eq!(
+            l.rtp_peer,
+            Some(sa("203.0.113.5:6000")),
+            "refresh keeps learned"
+        );
+        assert_eq!(
+            l.accept(sa("203.0.113.9:6100"), false),
+            Accept::Yes,
+            "moved party"
+        );
         assert_eq!(l.rtp_peer, Some(sa("203.0.113.9:6100")));
         l.update(&update("10.0.0.2:5000", LatchMode::Auto, true));
         assert_eq!(l.rtp_peer, Some(sa("10.0.0.2:5000")));
@@ -750,9 +788,9 @@ mod tests {
         let mut w = spawn(0, None).unwrap();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         // Tests may use 50000-50999: find two free RTP/RTCP pairs there.
-        let mut legs = (50000..50996).step_by(4).filter_map(|p| {
-            Some((bind_leg(ip, p).ok()?, bind_leg(ip, p + 2).ok()?))
-        });
+        let mut legs = (50000..50996)
+            .step_by(4)
+            .filter_map(|p| Some((bind_leg(ip, p).ok()?, bind_leg(ip, p + 2).ok()?)));
         let (a, b) = legs.next().unwrap();
         let pa = a.rtp.local_addr().unwrap();
         let pb = b.rtp.local_addr().unwrap();
@@ -764,8 +802,12 @@ mod tests {
         });
         let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
         let callee = UdpSocket::bind("127.0.0.1:0").unwrap();
-        caller.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
-        callee.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        caller
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        callee
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
         // The callee is signalled on leg 1; the caller will be latched on leg 0.
         w.send(WorkerMsg::Peer {
             stream: 1,

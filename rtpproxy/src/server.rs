@@ -52,8 +52,14 @@ pub fn parse_ports(s: &str) -> Result<(u16, u16), String> {
     let (a, b) = s
         .split_once('-')
         .ok_or_else(|| format!("{s:?}: expected LOW-HIGH"))?;
-    let a: u16 = a.trim().parse().map_err(|_| format!("{s:?}: bad low port"))?;
-    let b: u16 = b.trim().parse().map_err(|_| format!("{s:?}: bad high port"))?;
+    let a: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: bad low port"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: bad high port"))?;
     if a == 0 || b <= a {
         return Err(format!("{s:?}: need 0 < LOW < HIGH"));
     }
@@ -129,7 +135,8 @@ impl Listener {
 fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<Listener>, String> {
     let mut out = Vec::new();
     let udp = |a: SocketAddr, what: &str| -> Result<UdpSocket, String> {
-        let s = UdpSocket::bind(a).map_err(|e| format!("cannot bind {what} listener udp:{a}: {e}"))?;
+        let s =
+            UdpSocket::bind(a).map_err(|e| format!("cannot bind {what} listener udp:{a}: {e}"))?;
         s.set_nonblocking(true)
             .map_err(|e| format!("{what} listener udp:{a}: {e}"))?;
         Ok(s)
@@ -146,8 +153,9 @@ fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<Listener>, String> {
                         let _ = std::fs::remove_file(p);
                     }
                 }
-                let l = UnixListener::bind(p)
-                    .map_err(|e| format!("cannot bind control listener unix:{}: {e}", p.display()))?;
+                let l = UnixListener::bind(p).map_err(|e| {
+                    format!("cannot bind control listener unix:{}: {e}", p.display())
+                })?;
                 l.set_nonblocking(true)
                     .map_err(|e| format!("control listener unix:{}: {e}", p.display()))?;
                 out.push(Listener::ClassicUnix(l, p.clone()));
@@ -223,8 +231,14 @@ pub fn run(cfg: &ServerConfig, stop_fd: RawFd) -> Result<Summary, String> {
             if pfds.get(i + 1).is_none_or(|p| p.revents == 0) {
                 continue;
             }
-            serve(l, &mut control, &mut binder, &mut actions, &mut buf);
-            dispatch(&mut actions, &mut binder, &handles);
+            serve(
+                l,
+                &mut control,
+                &mut binder,
+                &mut actions,
+                &mut buf,
+                &handles,
+            );
         }
         let now = relay::now_ms();
         if now.saturating_sub(last_tick) >= 1000 {
@@ -265,6 +279,7 @@ fn serve(
     binder: &mut Binder,
     actions: &mut Vec<Action>,
     buf: &mut [u8],
+    workers: &[WorkerHandle],
 ) {
     match l {
         Listener::Ng(s) | Listener::ClassicUdp(s) => {
@@ -279,13 +294,13 @@ fn serve(
                     Listener::Ng(_) => control.ng(data, src, now, binder, actions),
                     _ => control.classic(data, Transport::Datagram(src), now, binder, actions),
                 };
+                // The workers get their orders before the reply leaves, so
+                // media sent after the reply meets the new state.
+                dispatch(actions, binder, workers);
                 if let Some(r) = reply {
                     if let Err(e) = s.send_to(&r, src) {
                         tracing::debug!("reply to {src}: {e}");
                     }
-                }
-                if actions.len() > 256 {
-                    return;
                 }
             }
         }
@@ -314,7 +329,9 @@ fn serve(
                     continue;
                 }
                 let now = relay::now_ms();
-                if let Some(r) = control.classic(&buf[..len], Transport::Stream, now, binder, actions) {
+                let reply = control.classic(&buf[..len], Transport::Stream, now, binder, actions);
+                dispatch(actions, binder, workers);
+                if let Some(r) = reply {
                     let _ = conn.write_all(&r);
                 }
             }
@@ -332,7 +349,10 @@ fn dispatch(actions: &mut Vec<Action>, binder: &mut Binder, workers: &[WorkerHan
                 ports,
                 stats,
             } => {
-                let (Some(x), Some(y)) = (binder.pending.remove(&ports[0]), binder.pending.remove(&ports[1])) else {
+                let (Some(x), Some(y)) = (
+                    binder.pending.remove(&ports[0]),
+                    binder.pending.remove(&ports[1]),
+                ) else {
                     tracing::error!(stream, "sockets for a new stream are missing");
                     continue;
                 };
@@ -369,7 +389,10 @@ mod tests {
 
     #[test]
     fn cli_address_forms() {
-        assert_eq!(parse_udp("udp:127.0.0.1:2223"), Ok("127.0.0.1:2223".parse().unwrap()));
+        assert_eq!(
+            parse_udp("udp:127.0.0.1:2223"),
+            Ok("127.0.0.1:2223".parse().unwrap())
+        );
         assert_eq!(parse_udp("udp:[::1]:22"), Ok("[::1]:22".parse().unwrap()));
         assert!(parse_udp("127.0.0.1:2223").is_err());
         assert_eq!(

@@ -626,7 +626,7 @@ impl SessionTable {
             }
         }
         // Highest index first so earlier indices stay valid.
-        expired.sort_by(|a, b| b.1.cmp(&a.1));
+        expired.sort_by_key(|e| std::cmp::Reverse(e.1));
         let n = expired.len();
         for (cid, i, answered) in expired {
             if answered {

@@ -91,21 +91,35 @@ fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     s.recv_from(&mut b).ok().map(|(n, a)| (b[..n].to_vec(), a))
 }
 
-fn ul<'a>(cid: &'a [u8], addr: SocketAddr, from: &'a [u8], to: Option<&'a [u8]>) -> UpdateLookup<'a> {
+fn ul<'a>(
+    cid: &'a [u8],
+    addr: SocketAddr,
+    from: &'a [u8],
+    to: Option<&'a [u8]>,
+) -> UpdateLookup<'a> {
     UpdateLookup {
         mods: UlModifiers::default(),
         call_id: cid,
         addr: Some(addr.ip()),
         port: addr.port(),
-        from_tag: Tag { tag: from, media: Some(1) },
-        to_tag: to.map(|t| Tag { tag: t, media: Some(1) }),
+        from_tag: Tag {
+            tag: from,
+            media: Some(1),
+        },
+        to_tag: to.map(|t| Tag {
+            tag: t,
+            media: Some(1),
+        }),
         notify: None,
     }
 }
 
 fn port_of(r: Reply) -> SocketAddr {
     match r {
-        Reply::Port { port, addr: Some(a) } => SocketAddr::new(a, port),
+        Reply::Port {
+            port,
+            addr: Some(a),
+        } => SocketAddr::new(a, port),
         other => panic!("expected a port, got {other:?}"),
     }
 }
@@ -120,12 +134,22 @@ fn classic_call_relays_media() {
     assert_eq!(c.classic(&CCmd::Version).unwrap(), Reply::Number(20040107));
     let (caller, callee) = (sock(), sock());
     let to_callee_side = port_of(
-        c.classic(&CCmd::Update(ul(b"call-1", caller.local_addr().unwrap(), b"ft", None)))
-            .unwrap(),
+        c.classic(&CCmd::Update(ul(
+            b"call-1",
+            caller.local_addr().unwrap(),
+            b"ft",
+            None,
+        )))
+        .unwrap(),
     );
     let to_caller_side = port_of(
-        c.classic(&CCmd::Lookup(ul(b"call-1", callee.local_addr().unwrap(), b"ft", Some(b"tt"))))
-            .unwrap(),
+        c.classic(&CCmd::Lookup(ul(
+            b"call-1",
+            callee.local_addr().unwrap(),
+            b"ft",
+            Some(b"tt"),
+        )))
+        .unwrap(),
     );
     // The caller sends to the port it got in the 200 OK.
     for seq in 0..5 {
@@ -140,22 +164,42 @@ fn classic_call_relays_media() {
     let q = CCmd::Query {
         verbose: true,
         call_id: b"call-1",
-        from_tag: Tag { tag: b"ft", media: Some(1) },
-        to_tag: Some(Tag { tag: b"tt", media: None }),
+        from_tag: Tag {
+            tag: b"ft",
+            media: Some(1),
+        },
+        to_tag: Some(Tag {
+            tag: b"tt",
+            media: None,
+        }),
         counters: Default::default(),
     };
-    let Reply::Text(t) = c.classic(&q).unwrap() else { panic!() };
-    assert!(t.contains("npkts_ina=5 npkts_ino=1 nrelayed=6 ndropped=0"), "{t}");
+    let Reply::Text(t) = c.classic(&q).unwrap() else {
+        panic!()
+    };
+    assert!(
+        t.contains("npkts_ina=5 npkts_ino=1 nrelayed=6 ndropped=0"),
+        "{t}"
+    );
     let d = CCmd::Delete {
         weak: false,
         call_id: b"call-1",
-        from_tag: Tag { tag: b"ft", media: None },
-        to_tag: Some(Tag { tag: b"tt", media: None }),
+        from_tag: Tag {
+            tag: b"ft",
+            media: None,
+        },
+        to_tag: Some(Tag {
+            tag: b"tt",
+            media: None,
+        }),
     };
     assert_eq!(c.classic(&d).unwrap(), Reply::Number(0));
     let (code, line) = relay.stop();
     assert_eq!(code, 0);
-    assert!(line.contains("sessions_created=1") && line.contains("packets_relayed=6"), "{line}");
+    assert!(
+        line.contains("sessions_created=1") && line.contains("packets_relayed=6"),
+        "{line}"
+    );
 }
 
 fn offer_sdp(addr: SocketAddr) -> Vec<u8> {
@@ -173,7 +217,14 @@ fn sdp_port(sdp: &[u8]) -> u16 {
     m.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
-fn ng_call(c: &Client, cmd: CommandKind, cid: &[u8], to: Option<&[u8]>, sdp: &[u8], from: &[u8]) -> u16 {
+fn ng_call(
+    c: &Client,
+    cmd: CommandKind,
+    cid: &[u8],
+    to: Option<&[u8]>,
+    sdp: &[u8],
+    from: &[u8],
+) -> u16 {
     let mut r = ng::Request::new(cmd);
     r.call_id = Some(cid);
     r.from_tag = Some(from);
@@ -195,9 +246,22 @@ fn ng_reinvite_relatches_moved_party() {
     let c = Client::new("127.0.0.1:50020".parse().unwrap()).unwrap();
     assert!(c.ping().unwrap());
     let (caller, callee, moved) = (sock(), sock(), sock());
-    let p_callee_side = ng_call(&c, CommandKind::Offer, b"c2", None, &offer_sdp(caller.local_addr().unwrap()), b"A");
-    let p_caller_side =
-        ng_call(&c, CommandKind::Answer, b"c2", Some(b"B"), &offer_sdp(callee.local_addr().unwrap()), b"A");
+    let p_callee_side = ng_call(
+        &c,
+        CommandKind::Offer,
+        b"c2",
+        None,
+        &offer_sdp(caller.local_addr().unwrap()),
+        b"A",
+    );
+    let p_caller_side = ng_call(
+        &c,
+        CommandKind::Answer,
+        b"c2",
+        Some(b"B"),
+        &offer_sdp(callee.local_addr().unwrap()),
+        b"A",
+    );
     let relay_ip = "127.0.0.1";
     let to_caller_side: SocketAddr = format!("{relay_ip}:{p_caller_side}").parse().unwrap();
     let to_callee_side: SocketAddr = format!("{relay_ip}:{p_callee_side}").parse().unwrap();
@@ -207,16 +271,31 @@ fn ng_reinvite_relatches_moved_party() {
     assert_eq!(recv(&callee).unwrap().0, rtp(2));
     // A stranger (or the moved callee before signalling) is dropped: latched.
     moved.send_to(&rtp(3), to_callee_side).unwrap();
-    moved.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    caller.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    moved
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    caller
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     assert!(recv(&caller).is_none(), "unlatched source dropped");
-    caller.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    caller
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     // Re-INVITE from the callee (from-tag B) with its new address.
-    let p = ng_call(&c, CommandKind::Offer, b"c2", Some(b"A"), &offer_sdp(moved.local_addr().unwrap()), b"B");
+    let p = ng_call(
+        &c,
+        CommandKind::Offer,
+        b"c2",
+        Some(b"A"),
+        &offer_sdp(moved.local_addr().unwrap()),
+        b"B",
+    );
     assert_eq!(p, p_caller_side, "the caller keeps its port");
     // The caller's media goes to the new signalled address at once ...
     caller.send_to(&rtp(4), to_caller_side).unwrap();
-    moved.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    moved
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     assert_eq!(recv(&moved).expect("media follows the move").0, rtp(4));
     // ... and the moved party's own packets are relayed.
     moved.send_to(&rtp(5), to_callee_side).unwrap();
@@ -238,11 +317,22 @@ fn offer_timeout_removes_session() {
         "1",
     ]);
     let c = Client::new("127.0.0.1:50030".parse().unwrap()).unwrap();
-    port_of(c.classic(&CCmd::Update(ul(b"c3", "127.0.0.1:4000".parse().unwrap(), b"ft", None))).unwrap());
+    port_of(
+        c.classic(&CCmd::Update(ul(
+            b"c3",
+            "127.0.0.1:4000".parse().unwrap(),
+            b"ft",
+            None,
+        )))
+        .unwrap(),
+    );
     let q = CCmd::Query {
         verbose: false,
         call_id: b"c3",
-        from_tag: Tag { tag: b"ft", media: None },
+        from_tag: Tag {
+            tag: b"ft",
+            media: None,
+        },
         to_tag: None,
         counters: Default::default(),
     };
@@ -266,13 +356,19 @@ fn bind_failure_exits_nonzero() {
     drop(busy);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot bind ng listener udp:127.0.0.1:50040"), "{err}");
+    assert!(
+        err.contains("cannot bind ng listener udp:127.0.0.1:50040"),
+        "{err}"
+    );
 }
 
 // The classic protocol over a Unix stream socket: no cookie (§1.1).
 #[test]
 fn unix_control_socket() {
-    let path = std::env::temp_dir().join(format!("sipfront-rtpproxy-test-{}.sock", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "sipfront-rtpproxy-test-{}.sock",
+        std::process::id()
+    ));
     let arg = format!("unix:{}", path.display());
     let relay = Relay::start(&["--control", &arg, "--ports", "50500-50599"]);
     use std::io::{Read, Write};
@@ -280,7 +376,10 @@ fn unix_control_socket() {
     s.write_all(b"U c4 127.0.0.1 4000 ft;1\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    assert!(out.ends_with(" 127.0.0.1\n") && out.starts_with("505"), "{out}");
+    assert!(
+        out.ends_with(" 127.0.0.1\n") && out.starts_with("505"),
+        "{out}"
+    );
     let (code, _) = relay.stop();
     assert_eq!(code, 0);
     assert!(!path.exists(), "socket file removed at exit");

@@ -13,7 +13,9 @@ use sipfront_rtpproxy::ng::{self, CommandKind, Ice};
 use sipfront_rtpproxy::session::{Config, NoBind, SessionTable};
 
 fn dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
 }
 
 fn fixtures(kind: &str) -> Vec<(String, Vec<u8>)> {
@@ -50,7 +52,13 @@ const KAMAILIO: &str = "127.0.0.1:41060";
 fn classic_reply(c: &mut Control, req: &[u8]) -> String {
     let src: SocketAddr = KAMAILIO.parse().unwrap();
     let out = c
-        .classic(req, Transport::Datagram(src), 0, &mut NoBind, &mut Vec::new())
+        .classic(
+            req,
+            Transport::Datagram(src),
+            0,
+            &mut NoBind,
+            &mut Vec::new(),
+        )
         .unwrap();
     String::from_utf8(out).unwrap()
 }
@@ -63,7 +71,10 @@ fn ng_reply(c: &mut Control, req: &[u8]) -> Vec<u8> {
 /// The reply body after Kamailio's check "starts with my cookie + SP".
 fn body_after_cookie<'a>(req: &[u8], reply: &'a [u8]) -> &'a [u8] {
     let cookie = req.split(|b| *b == b' ').next().unwrap();
-    assert!(reply.starts_with(cookie), "reply must start with the cookie");
+    assert!(
+        reply.starts_with(cookie),
+        "reply must start with the cookie"
+    );
     assert_eq!(reply.get(cookie.len()), Some(&b' '));
     &reply[cookie.len() + 1..]
 }
@@ -98,7 +109,11 @@ fn classic_fixtures_decode() {
                 assert!(ul.to_tag.is_none());
                 assert_eq!(ul.mods.asymmetric, n.starts_with("clasym"));
                 assert_eq!(ul.mods.symmetric, n.starts_with("clsym"));
-                let want_codecs: &[u16] = if n.starts_with("clnocaps") { &[] } else { &[8, 101] };
+                let want_codecs: &[u16] = if n.starts_with("clnocaps") {
+                    &[]
+                } else {
+                    &[8, 101]
+                };
                 assert_eq!(ul.mods.codecs.as_slice(), want_codecs, "{n}");
                 let want_ip = if n.starts_with("clsym") || n.starts_with("clasym") {
                     "127.0.0.2"
@@ -115,13 +130,30 @@ fn classic_fixtures_decode() {
                 assert_eq!(to.media, Some(1));
                 assert!(std::str::from_utf8(to.tag).unwrap().contains("SIPpTag01"));
             }
-            (Command::Delete { weak, to_tag, from_tag, .. }, n) => {
+            (
+                Command::Delete {
+                    weak,
+                    to_tag,
+                    from_tag,
+                    ..
+                },
+                n,
+            ) => {
                 assert!(n.ends_with("-D.txt"), "{n}");
                 assert!(!weak);
                 assert_eq!(from_tag.media, None, "{n}: D tags have no ;N (§1.6)");
                 assert_eq!(to_tag.unwrap().media, None);
             }
-            (Command::Query { verbose, from_tag, to_tag, counters, .. }, "clsym-Q.txt") => {
+            (
+                Command::Query {
+                    verbose,
+                    from_tag,
+                    to_tag,
+                    counters,
+                    ..
+                },
+                "clsym-Q.txt",
+            ) => {
                 assert!(!verbose && counters.is_empty());
                 assert_eq!(from_tag.media, Some(1));
                 assert_eq!(to_tag.unwrap().media, None);
@@ -145,7 +177,11 @@ fn classic_probe_replies() {
     ] {
         let req = fixture("classic", name);
         let r = classic_reply(&mut c, &req);
-        assert_eq!(body_after_cookie(&req, r.as_bytes()), want.as_bytes(), "{name}");
+        assert_eq!(
+            body_after_cookie(&req, r.as_bytes()),
+            want.as_bytes(),
+            "{name}"
+        );
     }
 }
 
@@ -190,7 +226,10 @@ fn classic_scenarios_replies() {
             let q = pick("Q");
             let rq = classic_reply(&mut c, &q);
             let body = std::str::from_utf8(body_after_cookie(&q, rq.as_bytes())).unwrap();
-            let nums: Vec<u64> = body.split_whitespace().map(|t| t.parse().unwrap()).collect();
+            let nums: Vec<u64> = body
+                .split_whitespace()
+                .map(|t| t.parse().unwrap())
+                .collect();
             assert_eq!(nums.len(), 5, "ttl npkts_ina npkts_ino nrelayed ndropped");
         }
         let d = pick("D");
@@ -219,7 +258,11 @@ fn ng_fixtures_decode() {
     assert!(all.len() >= 14);
     for (name, bytes) in &all {
         let (cookie, doc) = ng::split(bytes).unwrap_or_else(|| panic!("{name}: cookie"));
-        assert_eq!(cookie.iter().filter(|b| **b == b'_').count(), 2, "{name}: id_pid_seq");
+        assert_eq!(
+            cookie.iter().filter(|b| **b == b'_').count(),
+            2,
+            "{name}: id_pid_seq"
+        );
         assert!(doc.ends_with(b"e"));
         let v = bencode::decode(doc).unwrap_or_else(|e| panic!("{name}: {e}"));
         if name != "ping.bin" {
@@ -232,7 +275,11 @@ fn ng_fixtures_decode() {
             assert_eq!(r.command, CommandKind::Ping);
             continue;
         }
-        assert_eq!(o.received_from, Some("127.0.0.1".parse().unwrap()), "{name}");
+        assert_eq!(
+            o.received_from,
+            Some("127.0.0.1".parse().unwrap()),
+            "{name}"
+        );
         let sc = name.split('-').next().unwrap();
         assert!(r.call_id.unwrap().starts_with(sc.as_bytes()), "{name}");
         match name.rsplit('-').next().unwrap() {
@@ -243,18 +290,28 @@ fn ng_fixtures_decode() {
             }
             "answer.bin" => {
                 assert_eq!(r.command, CommandKind::Answer);
-                assert!(std::str::from_utf8(r.from_tag.unwrap()).unwrap().contains("SIPpTag00"));
-                assert!(std::str::from_utf8(r.to_tag.unwrap()).unwrap().contains("SIPpTag01"));
+                assert!(std::str::from_utf8(r.from_tag.unwrap())
+                    .unwrap()
+                    .contains("SIPpTag00"));
+                assert!(std::str::from_utf8(r.to_tag.unwrap())
+                    .unwrap()
+                    .contains("SIPpTag01"));
             }
             "delete.bin" => {
                 assert_eq!(r.command, CommandKind::Delete);
-                assert_eq!(r.to_tag.is_some(), sc == "ngtrust", "{name}: §2.7 to-tag only with the flag");
+                assert_eq!(
+                    r.to_tag.is_some(),
+                    sc == "ngtrust",
+                    "{name}: §2.7 to-tag only with the flag"
+                );
             }
             "query.bin" => assert_eq!(r.command, CommandKind::Query),
             other => panic!("{other}"),
         }
         match sc {
-            "ngbasic" if r.command != CommandKind::Delete => assert!(o.replace_origin && o.replace_session_connection),
+            "ngbasic" if r.command != CommandKind::Delete => {
+                assert!(o.replace_origin && o.replace_session_connection)
+            }
             "ngtrust" if r.command != CommandKind::Delete && r.command != CommandKind::Query => {
                 assert!(o.trust_address && o.symmetric && o.replace_origin);
                 assert_eq!(o.ice, Ice::Remove);
@@ -264,7 +321,9 @@ fn ng_fixtures_decode() {
                 assert_eq!(o.ice, Ice::Remove);
                 assert_eq!(o.direction.len(), 2);
             }
-            "ngsource" if r.command != CommandKind::Delete => assert!(o.sip_source_address && o.symmetric),
+            "ngsource" if r.command != CommandKind::Delete => {
+                assert!(o.sip_source_address && o.symmetric)
+            }
             _ => {}
         }
     }
@@ -293,25 +352,51 @@ fn ng_scenarios_replies() {
         let offer = fixture("ng", &format!("{sc}-offer.bin"));
         let r = reply_dict(&offer, &ng_reply(&mut c, &offer));
         let v = bencode::decode(&r).unwrap();
-        assert_eq!(v.get("result").and_then(Value::as_str), Some("ok"), "{sc}: {v:?}");
-        assert_eq!(v.as_dict().unwrap().len(), 2, "{sc}: result + sdp only (§2.3)");
+        assert_eq!(
+            v.get("result").and_then(Value::as_str),
+            Some("ok"),
+            "{sc}: {v:?}"
+        );
+        assert_eq!(
+            v.as_dict().unwrap().len(),
+            2,
+            "{sc}: result + sdp only (§2.3)"
+        );
         let sdp = v.get("sdp").and_then(Value::as_str).unwrap();
         let session = &c.table.sessions_of(c.table.call_ids().next().unwrap())[0];
         let ports = session.streams[0].ports;
-        assert!(sdp.contains(&format!("m=audio {} RTP/AVP 8 101\r\n", ports[1])), "{sc}: {sdp}");
+        assert!(
+            sdp.contains(&format!("m=audio {} RTP/AVP 8 101\r\n", ports[1])),
+            "{sc}: {sdp}"
+        );
         assert!(sdp.contains(&format!("a=rtcp:{}\r\n", ports[1] + 1)));
         assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"));
         let replaced = sc == "ngbasic" || sc == "ngtrust";
-        assert_eq!(!sdp.contains("127.0.0.2"), replaced, "{sc}: o= only with replace-origin: {sdp}");
-        let want_signalled = if sc == "ngsource" { "127.0.0.1:42010" } else { "127.0.0.2:42010" };
-        assert_eq!(session.streams[0].signalled[0], Some(want_signalled.parse().unwrap()), "{sc}");
+        assert_eq!(
+            !sdp.contains("127.0.0.2"),
+            replaced,
+            "{sc}: o= only with replace-origin: {sdp}"
+        );
+        let want_signalled = if sc == "ngsource" {
+            "127.0.0.1:42010"
+        } else {
+            "127.0.0.2:42010"
+        };
+        assert_eq!(
+            session.streams[0].signalled[0],
+            Some(want_signalled.parse().unwrap()),
+            "{sc}"
+        );
 
         let answer = fixture("ng", &format!("{sc}-answer.bin"));
         let r = reply_dict(&answer, &ng_reply(&mut c, &answer));
         let v = bencode::decode(&r).unwrap();
         assert_eq!(v.get("result").and_then(Value::as_str), Some("ok"), "{sc}");
         let sdp = v.get("sdp").and_then(Value::as_str).unwrap();
-        assert!(sdp.contains(&format!("m=audio {} RTP/AVP 8 101\r\n", ports[0])), "{sc}: {sdp}");
+        assert!(
+            sdp.contains(&format!("m=audio {} RTP/AVP 8 101\r\n", ports[0])),
+            "{sc}: {sdp}"
+        );
 
         if sc == "ngtrust" {
             let q = fixture("ng", "ngtrust-query.bin");
