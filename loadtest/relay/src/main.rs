@@ -63,7 +63,7 @@ fn main() {
 const USAGE: &str = "usage:
   relaybench gen --relay ng:IP:PORT|floor:LOWPORT --sessions N --rates R[,R...]
                  [--warmup S] [--measure S] [--pid PID] [--party-ip IP] [--party-base PORT]
-                 [--stop-loss FRACTION] [--label TEXT]
+                 [--stop-loss FRACTION] [--retries N] [--label TEXT]
   relaybench floor --ports LOW --sessions N [--ip IP] [--party-ip IP] [--party-base PORT]
                  [--max-seconds S]";
 
@@ -313,6 +313,7 @@ fn gen(a: &Args) -> io::Result<()> {
     let party_ip: Ipv4Addr = a.num("party-ip", Ipv4Addr::LOCALHOST);
     let party_base: u16 = a.num("party-base", 42000);
     let stop_loss: f64 = a.num("stop-loss", 1.0);
+    let retries: u32 = a.num("retries", 0);
     let label = a.get("label", &relay);
     if sessions == 0 || usize::from(party_base) + 2 * sessions > 65535 {
         return Err(bad("bad --sessions / --party-base"));
@@ -369,7 +370,14 @@ fn gen(a: &Args) -> io::Result<()> {
     let mut slot: u64 = 0; // next slot to send
     let mut seq: u16 = 0;
 
-    for (ri, &rate) in rates.iter().enumerate() {
+    // A step that lost packets or where the generator itself fell behind
+    // (a stall of this shared machine, not the relay) is run again, up to
+    // --retries times; every attempt is printed, and the steps stop when the
+    // best attempt still lost more than --stop-loss.
+    let mut plan: Vec<(usize, u32)> = rates.iter().copied().enumerate().collect();
+    plan.reverse();
+    let mut attempt = 0u32;
+    while let Some((ri, rate)) = plan.pop() {
         let warm_slots = (warmup * 1000.0) as u64;
         let meas_slots = (measure * 1000.0) as u64;
         let w0 = slot + warm_slots;
@@ -509,12 +517,19 @@ fn gen(a: &Args) -> io::Result<()> {
             0.0
         };
         println!(
-            "{{\"label\":\"{label}\",\"sessions\":{sessions},\"rate\":{rate},\"offered_pps\":{},\"sent\":{sent_win},\"relayed\":{recv_win},\"wrong\":{recv_wrong},\"loss\":{loss:.6},\"cpu_s\":{cpu:.3},\"cpu_s_per_mpkt\":{per_m:.3},\"window_s\":{wall:.3},\"gen_cpu_s\":{:.3},\"gen_max_late_ms\":{:.1},\"udp_rcvbuf_errors\":{},\"setup_s\":{setup_s:.3}}}",
+            "{{\"label\":\"{label}\",\"attempt\":{attempt},\"sessions\":{sessions},\"rate\":{rate},\"offered_pps\":{},\"sent\":{sent_win},\"relayed\":{recv_win},\"wrong\":{recv_wrong},\"loss\":{loss:.6},\"cpu_s\":{cpu:.3},\"cpu_s_per_mpkt\":{per_m:.3},\"window_s\":{wall:.3},\"gen_cpu_s\":{:.3},\"gen_max_late_ms\":{:.1},\"udp_rcvbuf_errors\":{},\"setup_s\":{setup_s:.3}}}",
             2 * sessions as u64 * u64::from(rate),
             gen_cpu1 - gen_cpu0,
             max_late.as_secs_f64() * 1e3,
             errs1.saturating_sub(errs0),
         );
+        let stalled = max_late > Duration::from_millis(50);
+        if (loss > stop_loss || stalled) && attempt < retries {
+            attempt += 1;
+            plan.push((ri, rate));
+            continue;
+        }
+        attempt = 0;
         if loss > stop_loss && ri + 1 < rates.len() {
             eprintln!(
                 "relaybench: loss {loss:.4} > {stop_loss} at {rate} pps/stream: stopping the steps"
