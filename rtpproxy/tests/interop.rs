@@ -14,8 +14,8 @@
 //! * the call ends cleanly (Kamailio's BYE-time delete is answered: SIPp sees
 //!   its 200) and, for sipfront-rtpproxy, the relay exits 0 on SIGTERM.
 //!
-//! `RTPPROXY_UNDER_TEST=rtpengine cargo test -p sipfront-rtpproxy --test interop`
-//! runs the same against Debian's rtpengine. Ports: SIP 41100-41120, relay
+//! The `reference_rtpengine_*` tests run the same against Debian's rtpengine
+//! (`--table=-1`, userspace), which keeps the checks honest. Ports: SIP 41100-41120, relay
 //! control 41222 (ng) / 41223 (classic), relay media 48000-48499, parties
 //! 49000/49002.
 
@@ -119,17 +119,20 @@ fn read_media(file: &PathBuf, who: &str, secs: u64) -> SocketAddrV4 {
     }
 }
 
-fn call_through_kamailio(proto: Proto) {
+fn call_through_kamailio(proto: Proto, kind: Kind) {
     let _serial = serial();
-    if !require(&["kamailio", "sipp"]) || !require_relay() {
+    if !require(&["kamailio", "sipp"]) || !require_relay(kind) {
         return;
     }
-    let name = match proto {
-        Proto::Ng => "interop-ng",
-        Proto::Classic => "interop-classic",
-    };
-    let dir = TempDir::new(name);
-    let mut relay = start_relay(&dir, PORTS, false);
+    let name = format!(
+        "interop-{}-{kind:?}",
+        match proto {
+            Proto::Ng => "ng",
+            Proto::Classic => "classic",
+        }
+    );
+    let dir = TempDir::new(&name);
+    let mut relay = start_relay(&dir, kind, PORTS, false);
     let caller = party(CALLER_MEDIA);
     let callee = party(CALLEE_MEDIA);
     let _kamailio = start_kamailio(&dir, proto);
@@ -226,7 +229,7 @@ fn call_through_kamailio(proto: Proto) {
     let st = uas.wait_exit(10);
     assert!(st.success(), "SIPp UAS failed ({st}):\n{}", uas.output());
 
-    if kind() == Kind::Sipfront {
+    if kind == Kind::Sipfront {
         let st = relay.terminate().expect("relay was running");
         assert!(
             st.success(),
@@ -238,10 +241,20 @@ fn call_through_kamailio(proto: Proto) {
 
 #[test]
 fn kamailio_rtpengine_module_ng() {
-    call_through_kamailio(Proto::Ng);
+    call_through_kamailio(Proto::Ng, Kind::Sipfront);
 }
 
 #[test]
 fn kamailio_rtpproxy_module_classic() {
-    call_through_kamailio(Proto::Classic);
+    call_through_kamailio(Proto::Classic, Kind::Sipfront);
+}
+
+#[test]
+fn reference_rtpengine_ng() {
+    call_through_kamailio(Proto::Ng, Kind::Rtpengine);
+}
+
+#[test]
+fn reference_rtpengine_classic() {
+    call_through_kamailio(Proto::Classic, Kind::Rtpengine);
 }

@@ -7,9 +7,9 @@
 //! names 127.0.0.1:49100, where a socket listens that must receive nothing;
 //! the caller really sends from 127.0.0.1:49104 (its "NAT mapping").
 //!
-//! `RTPPROXY_UNDER_TEST=rtpengine` runs it against Debian's rtpengine (with
-//! `--endpoint-learning=immediate`, so the learning does not depend on its
-//! default "delayed" mode's 3 s window).
+//! The `reference_rtpengine_*` tests run the same against Debian's rtpengine
+//! (with `--endpoint-learning=immediate`, so the learning does not depend on
+//! its default "delayed" mode's 3 s window).
 //! Ports: relay control 41222/41223, media 48500-48999, parties 49100-49106.
 
 #[path = "kamailio/support.rs"]
@@ -69,14 +69,13 @@ fn offer_answer(
     (to_callee, to_caller)
 }
 
-#[test]
-fn relay_latches_to_the_real_source_of_a_natted_caller() {
+fn natted_caller(kind: Kind) {
     let _serial = serial();
-    if !require_relay() {
+    if !require_relay(kind) {
         return;
     }
-    let dir = TempDir::new("latching");
-    let _relay = start_relay(&dir, PORTS, true);
+    let dir = TempDir::new(&format!("latching-{kind:?}"));
+    let _relay = start_relay(&dir, kind, PORTS, true);
     let mut ng = NgClient::new(PORTS.ng);
 
     let caller_sdp = party(49100); // what the SDP says: must get nothing
@@ -137,14 +136,13 @@ fn relay_latches_to_the_real_source_of_a_natted_caller() {
 
 /// The callee side behind a NAT too, with the callee speaking first: the
 /// relay learns the callee's source before the caller has sent anything.
-#[test]
-fn relay_latches_to_the_real_source_of_a_natted_callee() {
+fn natted_callee(kind: Kind) {
     let _serial = serial();
-    if !require_relay() {
+    if !require_relay(kind) {
         return;
     }
-    let dir = TempDir::new("latching-callee");
-    let _relay = start_relay(&dir, PORTS, true);
+    let dir = TempDir::new(&format!("latching-callee-{kind:?}"));
+    let _relay = start_relay(&dir, kind, PORTS, true);
     let mut ng = NgClient::new(PORTS.ng);
 
     let caller = party(49100);
@@ -176,4 +174,24 @@ fn relay_latches_to_the_real_source_of_a_natted_callee() {
         "{} packets went to the callee's SDP address",
         stray.len()
     );
+}
+
+#[test]
+fn relay_latches_to_the_real_source_of_a_natted_caller() {
+    natted_caller(Kind::Sipfront);
+}
+
+#[test]
+fn relay_latches_to_the_real_source_of_a_natted_callee() {
+    natted_callee(Kind::Sipfront);
+}
+
+#[test]
+fn reference_rtpengine_latches_natted_caller() {
+    natted_caller(Kind::Rtpengine);
+}
+
+#[test]
+fn reference_rtpengine_latches_natted_callee() {
+    natted_callee(Kind::Rtpengine);
 }

@@ -3,11 +3,11 @@
 //! are always stopped (by PID, on drop), an ng/classic control client, and RTP
 //! parties on plain UDP sockets.
 //!
-//! The relay under test is sipfront-rtpproxy, or Debian's rtpengine with
-//! `RTPPROXY_UNDER_TEST=rtpengine`: both speak the same protocols, and passing
-//! against rtpengine shows the tests check real interop, not our own reading.
-//! A missing peer (kamailio, sipp, rtpengine, the binary) fails the test when
-//! `CI` is set and skips it loudly otherwise.
+//! Each test runs against sipfront-rtpproxy and, as a reference, against
+//! Debian's rtpengine: both speak the same protocols, and the same checks
+//! passing against rtpengine show that they test real interop, not our own
+//! reading of the protocols. A missing peer (kamailio, sipp, rtpengine, the
+//! binary) fails the test when `CI` is set and skips it loudly otherwise.
 
 #![allow(dead_code)] // each test binary uses its own part of it
 
@@ -63,21 +63,13 @@ pub enum Kind {
     Rtpengine,
 }
 
-/// The relay these tests drive, from `RTPPROXY_UNDER_TEST`.
-pub fn kind() -> Kind {
-    match std::env::var("RTPPROXY_UNDER_TEST").as_deref() {
-        Ok("rtpengine") => Kind::Rtpengine,
-        _ => Kind::Sipfront,
-    }
-}
-
 pub fn sipfront_bin() -> Option<&'static str> {
     option_env!("CARGO_BIN_EXE_sipfront-rtpproxy")
 }
 
 /// Whether the relay under test can run here (fails in CI if not).
-pub fn require_relay() -> bool {
-    match kind() {
+pub fn require_relay(kind: Kind) -> bool {
+    match kind {
         Kind::Rtpengine => require(&["rtpengine"]),
         Kind::Sipfront => {
             if sipfront_bin().is_some_and(|b| Path::new(b).exists()) {
@@ -232,14 +224,14 @@ pub struct RelayPorts {
 /// 127.0.0.1. `latch_immediately`: rtpengine learns endpoints only after 3 s
 /// by default; the latching test wants it at the first packet, as
 /// sipfront-rtpproxy does.
-pub fn start_relay(dir: &TempDir, p: RelayPorts, latch_immediately: bool) -> Proc {
+pub fn start_relay(dir: &TempDir, kind: Kind, p: RelayPorts, latch_immediately: bool) -> Proc {
     for port in [p.ng, p.classic] {
         assert!(
             UdpSocket::bind(("127.0.0.1", port)).is_ok(),
             "control port {port} is in use: another run of these tests?"
         );
     }
-    let mut relay = match kind() {
+    let mut relay = match kind {
         Kind::Sipfront => {
             let mut c = Command::new(sipfront_bin().expect("checked by require_relay"));
             c.args([
