@@ -2,13 +2,15 @@
 # Runs one cargo-fuzz target (or all) for a time, seeded from the repository's
 # own SIP messages: testdata/corpus (SIPp, Kamailio, RFC 3261, RFC 3665) and
 # testdata/rfc4475. Seeds are derived per target: whole messages for
-# `message` and `framing`, SDP bodies for `sdp`, URIs for `uri`.
-#   fuzz/run.sh [message|uri|framing|sdp|all] [seconds per target]
+# `message` and `framing`, SDP bodies for `sdp`, URIs for `uri`. The
+# rtpproxy targets are seeded from the control requests Kamailio sent
+# (rtpproxy/tests/fixtures/{classic,ng}), else from literal commands.
+#   fuzz/run.sh [message|uri|framing|sdp|rtpproxy_classic|rtpproxy_ng|all] [seconds per target]
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=${1:-all}
 secs=${2:-60}
-[ "$targets" = all ] && targets="message uri framing sdp"
+[ "$targets" = all ] && targets="message uri framing sdp rtpproxy_classic rtpproxy_ng"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 python3 - <<'PY'
 import os, re, glob
@@ -29,6 +31,35 @@ for f in files:
     uris = re.findall(rb"<([^<>\r\n]{3,200})>", data) + re.findall(rb"^[A-Z]+ (\S+) SIP/2.0", data, re.M)
     for i, u in enumerate(uris):
         put("uri", f"{name}-{i}", u)
+# rtpproxy_classic: one command a seed, plus each call's commands joined by
+# '|' (the target runs them in order); rtpproxy_ng: each request, plus each
+# call's documents joined by 0xff (the target adds a cookie to each piece).
+fx = f"{root}/rtpproxy/tests/fixtures"
+classic = {os.path.basename(f): open(f, "rb").read() for f in sorted(glob.glob(f"{fx}/classic/*.txt"))}
+ng = {os.path.basename(f): open(f, "rb").read() for f in sorted(glob.glob(f"{fx}/ng/*.bin"))}
+if not classic:
+    classic = {"V": b"1_0 V", "VF": b"1_1 VF 20050322", "U": b"1_2 Uc8,101 c@h 127.0.0.2 42010 ft;1",
+               "L": b"1_3 L c@h 127.0.0.3 42020 ft;1 tt;1", "Q": b"1_4 Qv c@h ft;1 tt", "D": b"1_5 D c@h ft tt"}
+if not ng:
+    sdp = b"v=0\r\no=u 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 42010 RTP/AVP 8\r\n"
+    ng = {"ping": b"1_1 d7:command4:pinge",
+          "x-offer": b"1_2 d3:sdp%d:%s7:call-id1:c8:from-tag1:f7:command5:offere" % (len(sdp), sdp),
+          "x-delete": b"1_3 d7:call-id1:c8:from-tag1:f7:command6:deletee"}
+for name, data in classic.items():
+    put("rtpproxy_classic", name, data)
+for name, data in ng.items():
+    put("rtpproxy_ng", name, data)
+def calls(files):
+    by = {}
+    for name, data in files.items():
+        by.setdefault(name.split("-")[0], []).append((name, data))
+    return by
+order = lambda n: next((i for i, k in enumerate(["probe", "U", "offer", "L", "answer", "Q", "query", "D", "delete"]) if k in n), 9)
+for call, items in calls(classic).items():
+    put("rtpproxy_classic", f"call-{call}", b"|".join(d for _, d in sorted(items, key=lambda x: order(x[0]))))
+for call, items in calls(ng).items():
+    docs = [d.split(b" ", 1)[1] if b" " in d else d for _, d in sorted(items, key=lambda x: order(x[0]))]
+    put("rtpproxy_ng", f"call-{call}", b"\xff".join(docs))
 PY
 for t in $targets; do
   echo "== fuzz $t for ${secs}s"
