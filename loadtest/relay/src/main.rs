@@ -394,7 +394,9 @@ fn gen(a: &Args) -> io::Result<()> {
         let start = Instant::now();
         let slot0 = slot;
         let mut t_w0 = start;
-        let drain_until_slot = w1 + 300;
+        // The drain runs 300 ms past the window's last send as it really
+        // happened: after a stall the last slots go out late, in a burst.
+        let mut last_send = start;
         loop {
             let now = Instant::now();
             let due = start + SLOT * (slot - slot0) as u32;
@@ -442,10 +444,11 @@ fn gen(a: &Args) -> io::Result<()> {
                     }
                 }
                 slot += 1;
+                last_send = Instant::now();
                 // No `continue`: even behind schedule, read what has arrived
                 // (epoll with timeout 0 below), or the sockets overflow.
             }
-            if slot >= w1 && now >= start + SLOT * (drain_until_slot - slot0) as u32 {
+            if slot >= w1 && now >= last_send + Duration::from_millis(300) {
                 break;
             }
             if STOP.load(Ordering::Relaxed) {
