@@ -101,6 +101,11 @@ fn main() -> ExitCode {
     if cli.ng.is_empty() && cli.control.is_empty() {
         tracing::warn!("no --ng or --control listener given: nothing can create sessions");
     }
+    if cli.advertise_ip.unwrap_or(cli.media_ip).is_unspecified() {
+        tracing::warn!(
+            "--media-ip is a wildcard and no --advertise-ip is given: U/L replies carry no address and SDP gets an unspecified one"
+        );
+    }
     let cfg = ServerConfig {
         ng: cli.ng,
         control: cli.control,
