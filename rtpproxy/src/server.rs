@@ -309,26 +309,26 @@ fn serve(
                 let Ok((mut conn, _)) = listener.accept() else {
                     return;
                 };
-                // Stream mode (reference §1.1): read one command, answer, close.
+                // Stream mode (reference §1.1): read one command, answer,
+                // close. Kamailio writes the command in one writev without
+                // a newline and then waits: take the first read (waiting at
+                // most 200 ms for it) and whatever has already arrived.
                 let _ = conn.set_nonblocking(false);
                 let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
-                let mut len = 0;
                 let cap = buf.len().min(crate::classic::MAX_COMMAND_LEN + 1);
-                while len < cap {
+                let mut len = conn.read(&mut buf[..cap]).unwrap_or_default();
+                let _ = conn.set_nonblocking(true);
+                while len > 0 && len < cap {
                     match conn.read(&mut buf[len..cap]) {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => {
-                            len += k;
-                            if buf[..len].ends_with(b"\n") {
-                                break;
-                            }
-                        }
+                        Ok(k) if k > 0 => len += k,
+                        _ => break,
                     }
                 }
                 if len == 0 {
                     continue;
                 }
                 let now = relay::now_ms();
+                let _ = conn.set_nonblocking(false);
                 let reply = control.classic(&buf[..len], Transport::Stream, now, binder, actions);
                 dispatch(actions, binder, workers);
                 if let Some(r) = reply {

@@ -380,6 +380,19 @@ fn unix_control_socket() {
         out.ends_with(" 127.0.0.1\n") && out.starts_with("505"),
         "{out}"
     );
+    // Kamailio's form: one write without a newline, then it waits for the
+    // reply with the connection open; the answer must not wait for more.
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let t0 = std::time::Instant::now();
+    s.write_all(b"VF 20050322").unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"1\n");
+    assert!(
+        t0.elapsed() < Duration::from_millis(150),
+        "{:?}",
+        t0.elapsed()
+    );
     let (code, _) = relay.stop();
     assert_eq!(code, 0);
     assert!(!path.exists(), "socket file removed at exit");
