@@ -22,7 +22,8 @@ highest offered rate (packets/s, both directions) with loss <= 0.1%.
 Writes the tables to --out (default loadtest/results/relay.md) and prints them.
 Exit 0 = all runs completed, 1 = a run failed, 2 = setup error.
 Ports: ng control 41222 (sipfront-rtpproxy) / 41223 (rtpengine), relay media
-44000-47999, generator parties 42000-43999; all on 127.0.0.1.
+44000-47999 (ports in use are skipped), generator parties ephemeral; all on
+127.0.0.1.
 """
 
 import argparse
@@ -40,7 +41,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 RELAY_PORTS = (44000, 47999)
-PARTY_BASE = 42000
 NG_SIPFRONT = 41222
 NG_RTPENGINE = 41223
 LOSS_LIMIT = 0.001
@@ -124,10 +124,11 @@ def make_relay(target, args, workdir, sessions):
     cpu = ["taskset", "-c", str(args.relay_cpu)]
     lo, hi = RELAY_PORTS
     if target == "floor":
-        return Relay("floor", cpu + [args.relaybench, "floor", "--ports", str(lo), "--sessions",
-                                     str(sessions), "--party-base", str(PARTY_BASE),
+        fmap = os.path.join(workdir, "floor.map")
+        return Relay("floor", cpu + [args.relaybench, "floor", "--ports", "%d-%d" % (lo, hi),
+                                     "--sessions", str(sessions), "--map", fmap,
                                      "--max-seconds", "900"],
-                     stderr_has("relaybench floor ready"), workdir), "floor:%d" % lo
+                     stderr_has("relaybench floor ready"), workdir), "floor:" + fmap
     if target == "rtpengine":
         return Relay("rtpengine", cpu + [
             "rtpengine", "-f", "-E", "--config-file=none", "--table=-1",
@@ -162,7 +163,7 @@ def best_per_rate(rows):
 
 def run_gen(args, target, workdir, sessions, rates, warmup, measure, stop_loss, retries):
     relay, spec = make_relay(target, args, workdir, sessions)
-    for p in (NG_SIPFRONT, NG_RTPENGINE, RELAY_PORTS[0], PARTY_BASE, PARTY_BASE + 2 * sessions - 1):
+    for p in (NG_SIPFRONT, NG_RTPENGINE):
         if not port_free(p):
             raise RuntimeError("port %d is in use: not running over someone else's sockets" % p)
     try:
@@ -171,7 +172,7 @@ def run_gen(args, target, workdir, sessions, rates, warmup, measure, stop_loss, 
         cmd = ["taskset", "-c", str(args.gen_cpu), args.relaybench, "gen", "--relay", spec,
                "--sessions", str(sessions), "--rates", ",".join(map(str, rates)),
                "--warmup", str(warmup), "--measure", str(measure),
-               "--pid", str(relay.proc.pid), "--party-base", str(PARTY_BASE),
+               "--pid", str(relay.proc.pid),
                "--stop-loss", str(stop_loss), "--retries", str(retries), "--label", target]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=bound)
         if out.returncode != 0:

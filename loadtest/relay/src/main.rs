@@ -14,9 +14,10 @@
 //! One JSON line per rate on stdout.
 //!
 //! `relaybench floor`: the cheapest possible relay to compare with: fixed
-//! socket pairs, recvmmsg on one side, sendmmsg to a fixed peer from the
-//! other, no control protocol, no session table, no latching. `gen --relay
-//! floor:LOW` knows its port layout instead of asking over ng.
+//! socket pairs, recvmmsg on one side, sendmmsg from the other to the source
+//! of that side's last packet, no control protocol, no session table. It
+//! writes its port pairs to `--map`, which `gen --relay floor:MAP` reads
+//! instead of asking over ng.
 //!
 //! Bounded: every run stops by itself (`--measure`, `--max-seconds`).
 
@@ -61,10 +62,10 @@ fn main() {
 }
 
 const USAGE: &str = "usage:
-  relaybench gen --relay ng:IP:PORT|floor:LOWPORT --sessions N --rates R[,R...]
+  relaybench gen --relay ng:IP:PORT|floor:MAPFILE --sessions N --rates R[,R...]
                  [--warmup S] [--measure S] [--pid PID] [--party-ip IP] [--party-base PORT]
                  [--stop-loss FRACTION] [--retries N] [--label TEXT]
-  relaybench floor --ports LOW --sessions N [--ip IP] [--party-ip IP] [--party-base PORT]
+  relaybench floor --ports LOW-HIGH --sessions N --map FILE [--ip IP]
                  [--max-seconds S]";
 
 /// `--key value` pairs.
@@ -290,6 +291,16 @@ fn udp_rcvbuf_errors() -> u64 {
         .unwrap_or(0)
 }
 
+/// The caller's and callee's sockets of session `i`: ephemeral ports, or
+/// base+2i and base+2i+1.
+fn party_pair(ip: Ipv4Addr, base: u16, i: usize) -> io::Result<(UdpSocket, UdpSocket)> {
+    if base == 0 {
+        return Ok((bind(ip, 0)?, bind(ip, 0)?));
+    }
+    let p = base + 2 * i as u16;
+    Ok((bind(ip, p)?, bind(ip, p + 1)?))
+}
+
 /// One call as the generator sees it: the two parties' sockets and where each
 /// must send so that the relay forwards to the other.
 struct Call {
@@ -311,11 +322,12 @@ fn gen(a: &Args) -> io::Result<()> {
     let measure: f64 = a.num("measure", 10.0);
     let pid: u32 = a.num("pid", 0);
     let party_ip: Ipv4Addr = a.num("party-ip", Ipv4Addr::LOCALHOST);
-    let party_base: u16 = a.num("party-base", 42000);
+    // 0: ephemeral party ports (nothing to collide with on a shared machine).
+    let party_base: u16 = a.num("party-base", 0);
     let stop_loss: f64 = a.num("stop-loss", 1.0);
     let retries: u32 = a.num("retries", 0);
     let label = a.get("label", &relay);
-    if sessions == 0 || usize::from(party_base) + 2 * sessions > 65535 {
+    if sessions == 0 || (party_base > 0 && usize::from(party_base) + 2 * sessions > 65535) {
         return Err(bad("bad --sessions / --party-base"));
     }
 
@@ -325,15 +337,15 @@ fn gen(a: &Args) -> io::Result<()> {
         let mut client = ng::Client::new(ng_addr.parse().map_err(|_| bad("bad ng address"))?)?;
         let run = std::process::id();
         for i in 0..sessions {
-            let cp = party_base + 2 * i as u16;
-            let caller = bind(party_ip, cp)?;
-            let callee = bind(party_ip, cp + 1)?;
+            let (caller, callee) = party_pair(party_ip, party_base, i)?;
+            let cp = caller.local_addr()?.port();
+            let ep = callee.local_addr()?.port();
             let call_id = format!("relaybench-{run}-{i}");
             let (ft, tt) = (format!("caller{i}"), format!("callee{i}"));
             // The offer's rewritten SDP goes to the callee: where it must send.
             let to_callee = client.offer_answer("offer", &call_id, &ft, None, party_ip, cp)?;
             let to_caller =
-                client.offer_answer("answer", &call_id, &ft, Some(&tt), party_ip, cp + 1)?;
+                client.offer_answer("answer", &call_id, &ft, Some(&tt), party_ip, ep)?;
             calls.push(Call {
                 caller,
                 callee,
@@ -341,21 +353,34 @@ fn gen(a: &Args) -> io::Result<()> {
                 callee_dst: sockaddr(to_callee),
             });
         }
-    } else if let Some(low) = relay.strip_prefix("floor:") {
-        let low: u16 = low.parse().map_err(|_| bad("bad floor port"))?;
+    } else if let Some(map) = relay.strip_prefix("floor:") {
+        // The floor's port pairs, one "caller-side callee-side" line a session.
         let ip: Ipv4Addr = a.num("floor-ip", Ipv4Addr::LOCALHOST);
-        for i in 0..sessions {
-            let cp = party_base + 2 * i as u16;
-            let base = low + 4 * i as u16;
+        let text = std::fs::read_to_string(map).map_err(|e| bad(format!("{map}: {e}")))?;
+        let pairs: Vec<(u16, u16)> = text
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace().map(str::parse::<u16>);
+                Some((f.next()?.ok()?, f.next()?.ok()?))
+            })
+            .collect();
+        if pairs.len() < sessions {
+            return Err(bad(format!(
+                "{map}: {} port pairs for {sessions} sessions",
+                pairs.len()
+            )));
+        }
+        for (i, &(pa, pb)) in pairs.iter().take(sessions).enumerate() {
+            let (caller, callee) = party_pair(party_ip, party_base, i)?;
             calls.push(Call {
-                caller: bind(party_ip, cp)?,
-                callee: bind(party_ip, cp + 1)?,
-                caller_dst: sockaddr(SocketAddrV4::new(ip, base)),
-                callee_dst: sockaddr(SocketAddrV4::new(ip, base + 2)),
+                caller,
+                callee,
+                caller_dst: sockaddr(SocketAddrV4::new(ip, pa)),
+                callee_dst: sockaddr(SocketAddrV4::new(ip, pb)),
             });
         }
     } else {
-        return Err(bad("--relay ng:IP:PORT or floor:LOWPORT"));
+        return Err(bad("--relay ng:IP:PORT or floor:MAPFILE"));
     }
     let setup_s = t_setup.elapsed().as_secs_f64();
 
@@ -545,10 +570,13 @@ fn gen(a: &Args) -> io::Result<()> {
 
 fn floor(a: &Args) -> io::Result<()> {
     let ip: Ipv4Addr = a.num("ip", Ipv4Addr::LOCALHOST);
-    let low: u16 = a.num("ports", 44000);
+    let range = a.get("ports", "44000-47999");
+    let (low, high) = range
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.parse::<u16>().ok()?, h.parse::<u16>().ok()?)))
+        .ok_or_else(|| bad("--ports LOW-HIGH"))?;
     let sessions: usize = a.num("sessions", 200);
-    let party_ip: Ipv4Addr = a.num("party-ip", Ipv4Addr::LOCALHOST);
-    let party_base: u16 = a.num("party-base", 42000);
+    let map = a.get("map", "");
     let max_s: f64 = a.num("max-seconds", 600.0);
     // SAFETY: installing an async-signal-safe handler (one atomic store).
     unsafe {
@@ -562,17 +590,36 @@ fn floor(a: &Args) -> io::Result<()> {
         );
     }
     // socks[2i] receives the caller's packets and sends to the caller;
-    // socks[2i+1] the callee's.
+    // socks[2i+1] the callee's. Ports taken by someone else are skipped, as a
+    // relay's allocator would; the pairs go to --map for the generator.
     let mut socks = Vec::with_capacity(2 * sessions);
-    let mut peers = Vec::with_capacity(2 * sessions);
-    for i in 0..sessions {
-        let base = low + 4 * i as u16;
-        socks.push(bind(ip, base)?);
-        socks.push(bind(ip, base + 2)?);
-        let cp = party_base + 2 * i as u16;
-        peers.push(sockaddr(SocketAddrV4::new(party_ip, cp)));
-        peers.push(sockaddr(SocketAddrV4::new(party_ip, cp + 1)));
+    let mut port = low;
+    while socks.len() < 2 * sessions {
+        if port > high {
+            return Err(bad(format!("not enough free ports in {range}")));
+        }
+        if let Ok(s) = bind(ip, port) {
+            socks.push(s);
+        }
+        port += 1;
     }
+    let mut lines = String::new();
+    for pair in socks.chunks(2) {
+        lines += &format!(
+            "{} {}\n",
+            pair[0].local_addr()?.port(),
+            pair[1].local_addr()?.port()
+        );
+    }
+    if !map.is_empty() {
+        let tmp = format!("{map}.tmp");
+        std::fs::write(&tmp, lines)?;
+        std::fs::rename(&tmp, &map)?;
+    }
+    // The one piece of state: each side's peer, latched from the source of
+    // its last packet (a relay must know where to send; this is the least).
+    // SAFETY: sockaddr_in is plain old data; all zero is a valid "unknown".
+    let mut peers: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; socks.len()];
     let ep = Epoll::new()?;
     for (i, s) in socks.iter().enumerate() {
         ep.add(s.as_raw_fd(), i as u64)?;
@@ -591,11 +638,15 @@ fn floor(a: &Args) -> io::Result<()> {
                 if got == 0 {
                     break;
                 }
+                peers[i] = m.names[got - 1];
                 let mut lens = [0usize; BATCH];
                 for (k, l) in lens.iter_mut().enumerate().take(got) {
                     *l = m.len(k);
                 }
-                m.send(socks[out].as_raw_fd(), got, |k| lens[k], &peers[out]);
+                if peers[out].sin_port != 0 {
+                    let dst = peers[out];
+                    m.send(socks[out].as_raw_fd(), got, |k| lens[k], &dst);
+                }
                 if got < BATCH {
                     break;
                 }
