@@ -514,6 +514,22 @@ impl Proxy {
                 }
             }
         }
+        // Stateful: a dialog whose INVITE failed over lives elsewhere than
+        // its Call-ID hash says.
+        if in_dialog {
+            let found = self
+                .txns
+                .as_deref()
+                .filter(|st| !st.affinity.is_empty())
+                .and_then(|st| st.affinity.get(st.call_key(req.call_id)));
+            if let Some((to, id)) = found {
+                return Ok(Target::Send {
+                    to,
+                    from: Socket::Egress,
+                    backend: Some(id.0 as usize),
+                });
+            }
+        }
         // The dispatcher: a rule picks the set, the set's algorithm the
         // destination (in-dialog requests without Route hash the same way).
         let set_idx = routing.rules.pick(m, pkt.src.ip());

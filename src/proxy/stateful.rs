@@ -46,10 +46,63 @@ pub(crate) struct Stateful {
     /// The ranking `route` computed for the request in hand, and its set.
     pub ranking: SmallVec<[BackendId; 8]>,
     pub ranked_set: Option<usize>,
+    /// Dialogs that failed over: Call-ID → the destination that answered.
+    pub affinity: Affinity,
+}
+
+/// Where the dialogs live whose INVITE failed over. In-dialog requests
+/// without a Route (SIPp's built-in scenarios, UAs that ignore
+/// Record-Route) are placed by the Call-ID hash, which names the
+/// destination that failed; this map sends them where the dialog really
+/// is. Bounded: the oldest entry goes when it is full; a BYE's final
+/// answer removes its dialog.
+pub(crate) struct Affinity {
+    map: HashMap<u64, (SocketAddr, BackendId), ahash::RandomState>,
+    order: std::collections::VecDeque<u64>,
+    cap: usize,
+}
+
+impl Affinity {
+    fn new(cap: usize) -> Affinity {
+        Affinity {
+            map: HashMap::with_hasher(ahash::RandomState::new()),
+            order: std::collections::VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    pub fn get(&self, key: u64) -> Option<(SocketAddr, BackendId)> {
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.get(&key).copied()
+    }
+
+    fn insert(&mut self, key: u64, v: (SocketAddr, BackendId)) {
+        if self.map.insert(key, v).is_none() {
+            if self.order.len() >= self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+            self.order.push_back(key);
+        }
+    }
+
+    fn remove(&mut self, key: u64) {
+        if self.map.remove(&key).is_some() {
+            self.order.retain(|k| *k != key);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
 }
 
 impl Stateful {
     pub fn new(cfg: TxnConfig) -> Stateful {
+        let cfg_cap = cfg.max_transactions;
         Stateful {
             table: Table::new(cfg.max_transactions),
             cfg,
@@ -60,11 +113,20 @@ impl Stateful {
             epoch: Instant::now(),
             ranking: SmallVec::new(),
             ranked_set: None,
+            affinity: Affinity::new(cfg_cap),
         }
     }
 
     fn now_ms(&self) -> u64 {
         self.now_us / 1000
+    }
+
+    /// The affinity key of a Call-ID.
+    pub fn call_key(&self, call_id: &[u8]) -> u64 {
+        let mut h = self.table.hasher.build_hasher();
+        h.write(call_id);
+        h.write_u8(0xfe);
+        h.finish()
     }
 
     fn new_id(&mut self) -> u32 {
@@ -817,6 +879,15 @@ impl Proxy {
             }
             200..=299 if t.invite => {
                 // Every 2xx goes upstream (§16.7 step 5, RFC 6026).
+                if t.attempt != t.id && t.server == ServerState::Proceeding {
+                    // A failed-over dialog: remember where it lives.
+                    if let (Some(st), Some(b), Ok(cid)) =
+                        (self.txns.as_deref_mut(), t.backend, m.call_id())
+                    {
+                        let k = st.call_key(cid);
+                        st.affinity.insert(k, (t.dest, b));
+                    }
+                }
                 t.client = ClientState::Completed;
                 disarm_client(t);
                 if let Some(b) = self.relayable(m) {
@@ -847,6 +918,12 @@ impl Proxy {
                         Some(d) => health.report(b, Passive::RetryAfter(d)),
                         None if failover_code => health.report(b, Passive::Failed(code)),
                         None => {}
+                    }
+                }
+                if cseq == Method::Bye && code >= 200 {
+                    if let (Some(st), Ok(cid)) = (self.txns.as_deref_mut(), m.call_id()) {
+                        let k = st.call_key(cid);
+                        st.affinity.remove(k);
                     }
                 }
                 let resp = self.relayable(m);

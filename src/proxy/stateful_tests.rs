@@ -614,3 +614,27 @@ fn memory_per_live_invite_transaction() {
     eprintln!("bytes per live INVITE transaction (proceeding): {per}");
     assert!(per < 4096, "{per}");
 }
+
+/// SIPp's built-in uac sends ACK and BYE without Route; after a failover
+/// they must reach the destination that answered, not the Call-ID hash's.
+#[test]
+fn in_dialog_requests_follow_a_failed_over_dialog() {
+    let mut h = H::new(Algorithm::CallId, cfg());
+    let fwd = start(&mut h, "c20");
+    let v = h.backend_sends(&answer(&fwd.text, 503, ""), &fwd.to.to_string());
+    let next = v.iter().find(|s| s.method() == "INVITE").unwrap();
+    let (to2, text2) = (next.to, next.text.clone());
+    h.backend_sends(&answer(&text2, 200, ""), &to2.to_string());
+    let ack = request("ACK", "c20", Some("b9"), "z9hG4bK-ack20", 1);
+    let v = h.client_sends(&ack);
+    assert_eq!(only(&v, "ACK").to, to2);
+    let bye = request("BYE", "c20", Some("b9"), "z9hG4bK-bye20", 2);
+    let v = h.client_sends(&bye);
+    let b = only(&v, "BYE");
+    assert_eq!(b.to, to2);
+    // The BYE's answer ends the affinity.
+    let bye_text = b.text.clone();
+    h.backend_sends(&answer(&bye_text, 200, ""), &to2.to_string());
+    let v = h.client_sends(&request("BYE", "c20", Some("b9"), "z9hG4bK-bye20b", 3));
+    assert_eq!(only(&v, "hash again").to, fwd.to);
+}

@@ -2,6 +2,9 @@
 //! free ports, running the sipfront binary and SIPp as child processes that
 //! are always cleaned up (Drop guards), and reading what they wrote (SIPp's
 //! statistics CSV and message traces, sipfront's final counters).
+//!
+//! Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -441,11 +444,18 @@ pub struct Uas {
 }
 
 pub fn start_uas(dir: &TempDir, ports: &Ports, backend: u16) -> Uas {
+    start_uas_with(dir, ports, backend, &["-sn", "uas"])
+}
+
+/// A SIPp backend on `ports.backend(backend)` running `scenario` (e.g.
+/// `["-sn", "uas"]` or `["-sf", path]`, plus any other SIPp flags).
+pub fn start_uas_with(dir: &TempDir, ports: &Ports, backend: u16, scenario: &[&str]) -> Uas {
     let port = ports.backend(backend);
     let messages = dir.file(&format!("uas-{port}-messages.log"));
     let err = fs::File::create(dir.file(&format!("uas-{port}-stderr.log"))).expect("uas log");
     let mut cmd = sipp_cmd(dir, ports, 1 + backend);
-    cmd.args(["-sn", "uas", "-p", &port.to_string(), "-trace_msg"])
+    cmd.args(scenario)
+        .args(["-p", &port.to_string(), "-trace_msg"])
         .arg("-message_file")
         .arg(&messages)
         .stderr(err);
@@ -480,6 +490,12 @@ pub struct Received {
     pub calls: HashMap<String, HashSet<String>>,
     /// Received INVITEs, retransmissions included.
     pub invites: usize,
+    /// Requests received per method, retransmissions included.
+    pub per_method: HashMap<String, usize>,
+    /// Calls whose INVITE this SIPp answered 200.
+    pub answered: HashSet<String>,
+    /// Calls whose BYE this SIPp answered 200.
+    pub bye_answered: HashSet<String>,
 }
 
 /// Reads a SIPp `-trace_msg` file: blocks that start with a dashed
@@ -490,7 +506,37 @@ pub fn parse_received_requests(text: &str) -> Received {
     for block in text.split("\n-----------------------------------------------") {
         let mut lines = block.lines().map(str::trim_end);
         // The rest of the separator line (timestamp), then the direction.
-        if !lines.any(|l| l.contains("message received")) {
+        let Some(dir) =
+            lines.find(|l| l.contains("message received") || l.contains("message sent"))
+        else {
+            continue;
+        };
+        if dir.contains("message sent") {
+            let mut lines = lines.skip_while(|l| l.is_empty());
+            if lines.next().is_some_and(|s| s.starts_with("SIP/2.0 200")) {
+                let mut call_id = None;
+                let mut method = None;
+                for l in lines.take_while(|l| !l.is_empty()) {
+                    let Some((name, value)) = l.split_once(':') else {
+                        continue;
+                    };
+                    let name = name.trim();
+                    if name.eq_ignore_ascii_case("call-id") || name.eq_ignore_ascii_case("i") {
+                        call_id = Some(value.trim().to_string());
+                    } else if name.eq_ignore_ascii_case("cseq") {
+                        method = value.split_whitespace().nth(1).map(str::to_string);
+                    }
+                }
+                match (call_id, method.as_deref()) {
+                    (Some(c), Some("INVITE")) => {
+                        r.answered.insert(c);
+                    }
+                    (Some(c), Some("BYE")) => {
+                        r.bye_answered.insert(c);
+                    }
+                    _ => {}
+                }
+            }
             continue;
         }
         let mut lines = lines.skip_while(|l| l.is_empty());
@@ -509,6 +555,7 @@ pub fn parse_received_requests(text: &str) -> Received {
         if method == "INVITE" {
             r.invites += 1;
         }
+        *r.per_method.entry(method.clone()).or_default() += 1;
         r.calls.entry(call_id).or_default().insert(method);
     }
     r
@@ -536,15 +583,38 @@ impl UacRun {
 /// Starts `sipp -sn uac` toward sipfront: `calls` calls at `rate`/s, each
 /// with no pause. Statistics go to a CSV (`-trace_stat -stf`).
 pub fn start_uac(dir: &TempDir, ports: &Ports, rate: u32, calls: u32) -> (Proc, PathBuf) {
+    start_uac_with(dir, ports, rate, calls, &["-sn", "uac", "-d", "0"])
+}
+
+/// [`start_uac`] with another scenario (`["-sf", path]`) and flags.
+pub fn start_uac_with(
+    dir: &TempDir,
+    ports: &Ports,
+    rate: u32,
+    calls: u32,
+    scenario: &[&str],
+) -> (Proc, PathBuf) {
+    start_uac_to(dir, ports, ports.listen(), rate, calls, scenario)
+}
+
+/// [`start_uac_with`] toward 127.0.0.1:`target` instead of sipfront.
+pub fn start_uac_to(
+    dir: &TempDir,
+    ports: &Ports,
+    target: u16,
+    rate: u32,
+    calls: u32,
+    scenario: &[&str],
+) -> (Proc, PathBuf) {
     let stf = dir.file("uac-stats.csv");
     let err = fs::File::create(dir.file("uac-stderr.log")).expect("uac log");
     // Bounded: SIPp gives up after a global timeout well beyond the run.
     let limit = calls / rate.max(1) + 30;
     let mut cmd = sipp_cmd(dir, ports, 0);
-    cmd.args(["-sn", "uac"])
-        .arg(format!("127.0.0.1:{}", ports.listen()))
+    cmd.args(scenario)
+        .arg(format!("127.0.0.1:{target}"))
         .args(["-p", &ports.uac().to_string()])
-        .args(["-r", &rate.to_string(), "-m", &calls.to_string(), "-d", "0"])
+        .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
         .args(["-timeout", &format!("{limit}s"), "-timeout_error"])
         .args(["-trace_stat", "-fd", "1"])
         .arg("-stf")
