@@ -383,11 +383,7 @@ fn parse_command<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, u16> {
         }
         b'D' => {
             nargs(3, 4)?;
-            let weak = match mods {
-                b"" => false,
-                b"w" | b"W" => true,
-                _ => return Err(ecode::PARSE_D_MODS),
-            };
+            let weak = single_flag(mods, b'w', ecode::PARSE_D_MODS)?;
             Ok(Command::Delete {
                 weak,
                 call_id: arg(1),
@@ -397,11 +393,7 @@ fn parse_command<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, u16> {
         }
         b'Q' => {
             nargs(3, MAX_TOKENS)?;
-            let verbose = match mods {
-                b"" => false,
-                b"v" | b"V" => true,
-                _ => return Err(ecode::PARSE_Q_MODS),
-            };
+            let verbose = single_flag(mods, b'v', ecode::PARSE_Q_MODS)?;
             Ok(Command::Query {
                 verbose,
                 call_id: arg(1),
@@ -445,6 +437,16 @@ fn parse_command<'a>(args: &[&'a [u8]]) -> Result<Command<'a>, u16> {
             })
         }
         _ => Err(ecode::CMDUNKN),
+    }
+}
+
+/// A command that takes at most one modifier, `letter` (any case): D `w`,
+/// Q `v`; anything else is `err`.
+fn single_flag(mods: &[u8], letter: u8, err: u16) -> Result<bool, u16> {
+    match mods {
+        [] => Ok(false),
+        [m] if m.eq_ignore_ascii_case(&letter) => Ok(true),
+        _ => Err(err),
     }
 }
 
