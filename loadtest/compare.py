@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Side-by-side CPU-per-call comparison: sipfront vs Kamailio vs the floor.
 
-For each target (sipfront, Kamailio 5.6 stateless dispatcher, the
-examples/floor_forwarder floor) and each worker count, one after the other:
+For each target (sipfront, Kamailio 5.6 dispatcher, the
+examples/floor_forwarder floor) and each worker count, one after the other
+(`--mode stateless`: sipfront --mode stateless vs Kamailio forward();
+`--mode stateful`: sipfront's transactions vs Kamailio tm t_relay() with a
+failure_route doing ds_next_dst):
 
   1. start two SIPp UAS backends (127.0.0.1:5070 and :5080),
   2. start the target on 127.0.0.1:5060 with N workers (Kamailio: children=N),
@@ -14,7 +17,11 @@ examples/floor_forwarder floor) and each worker count, one after the other:
      the whole process tree) right before killing it, and divide the CPU
      spent during the load by the calls completed.
 
-Prints a table and writes it to loadtest/results/latest.md (+ latest.json).
+Prints a table and writes it to loadtest/results/latest.md (stateful:
+stateful.md) (+ .json). In stateful mode it also measures the memory each
+live transaction takes in sipfront and in Kamailio: backends that hold every
+call for 8 s fill the proxy with live INVITE transactions, and the growth of
+the process tree's PSS is divided by their number.
 Exit status: 0 all runs passed, 1 some run failed, 2 setup/usage error.
 Standard library only. See loadtest/README.md.
 """
@@ -275,10 +282,11 @@ def target_cmd(name, workers, args, tmp):
         cmd = [args.sipfront_bin, "--listen", "udp:%s:%d" % (HOST, args.port)]
         for b in be:
             cmd += ["--backend", "sip:%s:%d" % (HOST, b)]
-        cmd += ["--workers", str(workers), "--algorithm", "call-id"]
+        cmd += ["--workers", str(workers), "--algorithm", "call-id", "--mode", args.mode]
         return cmd + shlex.split(args.sipfront_args)
     if name == "kamailio":
-        return [args.kamailio_bin, "-f", os.path.join(HERE, "kamailio", "stateless-dispatcher.cfg"),
+        cfg = "%s-dispatcher.cfg" % args.mode
+        return [args.kamailio_bin, "-f", os.path.join(HERE, "kamailio", cfg),
                 "-DD", "-E", "-m", str(args.kamailio_shm), "-M", "8",
                 "-A", "SF_LISTEN=udp:%s:%d" % (HOST, args.port),
                 "-A", "SF_CHILDREN=%d" % workers,
@@ -301,8 +309,9 @@ def uac_cmd(port, args, stat_path, err_path):
             "-trace_err", "-error_file", err_path] + TOLERANT
 
 
-def uas_cmd(port, err_path=None):
-    cmd = ["sipp", "-sn", "uas", "-i", HOST, "-p", str(port), "-nostdin"]
+def uas_cmd(port, err_path=None, scenario=None):
+    sc = ["-sf", scenario] if scenario else ["-sn", "uas"]
+    cmd = ["sipp"] + sc + ["-i", HOST, "-p", str(port), "-nostdin"]
     if err_path:
         cmd += ["-trace_err", "-error_file", err_path]
     return cmd + TOLERANT
@@ -360,6 +369,71 @@ def pick_uac_ports(args, workers):
         for g in group:
             g.close()
     return sorted(picked) if len(picked) == n else plain
+
+
+def pss_kb(root):
+    """Proportional set size of root's process tree, kB (shared memory such
+    as Kamailio's shm counted once across its processes)."""
+    total = 0
+    for pid in proc_tree(root):
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+MEM_HOLD_S = 8.0  # loadtest/scenarios/uas_hold.xml's pause
+
+
+def measure_memory(name, workers, args, tmp):
+    """Memory per live INVITE transaction: backends hold each call for 8 s,
+    one uac sends at args.mem_rate for 6 s, and the growth of the target's
+    PSS is divided by the INVITEs sent (all still in flight)."""
+    d = os.path.join(tmp, "%s-mem" % name)
+    os.makedirs(d)
+    res = {"target": name, "workers": workers, "live": 0, "pss_base_kb": None,
+           "pss_peak_kb": None, "bytes_per_txn": None, "why": []}
+    hold = os.path.join(HERE, "scenarios", "uas_hold.xml")
+    busy = [p for p in [args.port] + args.backend_ports + [args.uac_port_base] if udp_bound(p)]
+    if busy:
+        res["why"].append("ports busy: %s" % busy)
+        return res
+    bound = 60
+    try:
+        for bp in args.backend_ports:
+            p = spawn(uas_cmd(bp, scenario=hold), d, os.path.join(d, "uas-%d.log" % bp), bound)
+            if not wait_bound(bp, p, 10):
+                res["why"].append("UAS on %d did not start" % bp)
+                return res
+        t = spawn(target_cmd(name, workers, args, d), d, os.path.join(d, "target.log"), bound)
+        if not wait_bound(args.port, t, 15):
+            res["why"].append("%s did not start: %s" % (name, tail(t.log_path, 5)))
+            return res
+        time.sleep(1.0)
+        res["pss_base_kb"] = pss_kb(t.pid)
+        sp = os.path.join(d, "uac_stat.csv")
+        ep = os.path.join(d, "uac_errors.log")
+        old = args.rate, args.calls
+        args.rate, args.calls = args.mem_rate, int(args.mem_rate * (MEM_HOLD_S - 1))
+        cmd = uac_cmd(args.uac_port_base, args, sp, ep)
+        args.rate, args.calls = old
+        spawn(cmd, d, os.path.join(d, "uac.log"), bound)
+        t0 = time.time()
+        time.sleep(MEM_HOLD_S - 1.5)
+        res["pss_peak_kb"] = pss_kb(t.pid)
+        elapsed = time.time() - t0
+        # INVITEs sent so far: none answered yet (the backends hold them).
+        res["live"] = int(args.mem_rate * elapsed)
+        if res["live"] > 0:
+            res["bytes_per_txn"] = (res["pss_peak_kb"] - res["pss_base_kb"]) * 1024.0 / res["live"]
+    finally:
+        cleanup()
+    return res
 
 
 def run_one(name, workers, rep, args, tmp, uac_ports):
@@ -596,6 +670,10 @@ def git_rev():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["stateless", "stateful"], default="stateless",
+                    help="sipfront's proxy mode and the matching Kamailio config (default stateless)")
+    ap.add_argument("--mem-rate", type=int, default=200,
+                    help="stateful mode: calls/s while measuring memory per live transaction")
     ap.add_argument("--targets", default="sipfront,kamailio,floor",
                     help="comma list of sipfront,kamailio,floor (default all)")
     ap.add_argument("--workers", default="1,2", help="comma list of worker counts (default 1,2)")
@@ -626,7 +704,8 @@ def main():
 
     q = args.quick
     if args.out is None:
-        args.out = os.path.join(HERE, "results", "quick.md" if q else "latest.md")
+        name = {"stateless": "latest.md", "stateful": "stateful.md"}[args.mode]
+        args.out = os.path.join(HERE, "results", ("quick-" + name) if q else name)
     if args.strict:
         TOLERANT.clear()
     args.rate = args.rate or (200 if q else 400)
@@ -673,6 +752,7 @@ def main():
     started = datetime.datetime.now().astimezone()
     load_before = os.getloadavg()
     runs = {}
+    mem = []
     try:
         log("compare: %d uac x %d cps x %d calls each; targets %s; workers %s; logs in %s" % (
             args.uacs, args.rate, args.calls, ",".join(targets), ",".join(map(str, workers)), tmp))
@@ -691,6 +771,14 @@ def main():
                         fmt(r["cpu_s"], "%.2f"), fmt(r["idle_pct"], "%.1f"), r["split"],
                         fmt(r["cpu_per_1k"], "%.4f"), "" if r["pass"] else "\n    " +
                         "\n    ".join(x.replace("\n", "\n      ") for x in r["why"])))
+        if args.mode == "stateful":
+            for t in [t for t in targets if t in ("sipfront", "kamailio")]:
+                log("compare: memory per live transaction, %s ..." % t)
+                m = measure_memory(t, max(workers), args, tmp)
+                mem.append(m)
+                log("compare:   live=%d pss %s -> %s kB: %s bytes/txn %s" % (
+                    m["live"], m["pss_base_kb"], m["pss_peak_kb"],
+                    fmt(m["bytes_per_txn"], "%.0f"), "; ".join(m["why"])))
     finally:
         cleanup()
         if args.keep:
@@ -709,7 +797,7 @@ def main():
             cmds[t] = rs[0]["cmd"]
     u0 = uac_cmd(args.uac_port_base, args, "uac0_stat.csv", "uac0_errors.log")
     md = [
-        "# sipfront load comparison: latest run",
+        "# sipfront load comparison (%s): latest run" % args.mode,
         "",
         "Generated by `loadtest/compare.sh %s` on %s." % (" ".join(shlex.quote(a) for a in sys.argv[1:]),
                                                         started.strftime("%Y-%m-%d %H:%M %Z")),
@@ -736,6 +824,17 @@ def main():
         "",
         render_md(head, cells),
         "",
+    ]
+    if mem:
+        md += ["Memory per live INVITE transaction (backends hold each call %.0f s; one uac at %d calls/s; "
+               "PSS growth of the process tree / INVITEs in flight):" % (MEM_HOLD_S, args.mem_rate), "",
+               "| target | live transactions | PSS before kB | PSS at peak kB | bytes per transaction |",
+               "|---|---|---|---|---|"]
+        for m in mem:
+            md.append("| %s | %d | %s | %s | %s |" % (m["target"], m["live"], m["pss_base_kb"], m["pss_peak_kb"],
+                                                     fmt(m["bytes_per_txn"], "%.0f")))
+        md.append("")
+    md += [
         "Commands (first worker count shown; each wrapped in `timeout -k 5 <bound>`):",
         "",
         "```",
@@ -760,7 +859,7 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
         json.dump({"args": {k: v for k, v in vars(args).items()},
                    "started": started.isoformat(), "rows": rows,
-                   "runs": [r for rs in runs.values() for r in rs]}, f, indent=1, default=str)
+                   "runs": [r for rs in runs.values() for r in rs], "memory": mem}, f, indent=1, default=str)
     log("compare: wrote %s" % args.out)
     sys.exit(0 if ok else 1)
 
