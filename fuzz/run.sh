@@ -5,12 +5,15 @@
 # `message` and `framing`, SDP bodies for `sdp`, URIs for `uri`. The
 # rtpproxy targets are seeded from the control requests Kamailio sent
 # (rtpproxy/tests/fixtures/{classic,ng}), else from literal commands.
-#   fuzz/run.sh [message|uri|framing|sdp|rtpproxy_classic|rtpproxy_ng|all] [seconds per target]
+#   fuzz/run.sh [message|uri|framing|sdp|proxy|rtpproxy_classic|rtpproxy_ng|all] [seconds per target]
+# `proxy` gets datagram sequences: each message from the client (first byte
+# 0) and the responses of the corpus from a backend (first byte 1), joined
+# by NUL NUL.
 set -euo pipefail
 cd "$(dirname "$0")"
 targets=${1:-all}
 secs=${2:-60}
-[ "$targets" = all ] && targets="message uri framing sdp rtpproxy_classic rtpproxy_ng"
+[ "$targets" = all ] && targets="message uri framing sdp proxy rtpproxy_classic rtpproxy_ng"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 python3 - <<'PY'
 import os, re, glob
@@ -31,6 +34,12 @@ for f in files:
     uris = re.findall(rb"<([^<>\r\n]{3,200})>", data) + re.findall(rb"^[A-Z]+ (\S+) SIP/2.0", data, re.M)
     for i, u in enumerate(uris):
         put("uri", f"{name}-{i}", u)
+    put("proxy", name, b"\x00" + data)
+responses = [open(f, "rb").read() for f in files if open(f, "rb").read().startswith(b"SIP/2.0 ")]
+requests = [open(f, "rb").read() for f in files if not open(f, "rb").read().startswith(b"SIP/2.0 ")]
+for i, req in enumerate(requests):
+    seq = [b"\x00" + req] + [b"\x01" + r for r in responses[i % max(1, len(responses)):][:3]]
+    put("proxy", f"seq-{i}", b"\x00\x00".join(seq))
 # rtpproxy_classic: one command a seed, plus each call's commands joined by
 # '|' (the target runs them in order); rtpproxy_ng: each request, plus each
 # call's documents joined by 0xff (the target adds a cookie to each piece).
