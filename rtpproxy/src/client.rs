@@ -5,7 +5,7 @@
 //! retransmission from its reply cache, so a retry never runs twice.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -54,13 +54,15 @@ pub struct Client {
 }
 
 impl Client {
-    /// Binds an ephemeral local port of the server's family.
+    /// Binds an ephemeral local port of the server's family (on loopback
+    /// when the server is on loopback).
     pub fn new(server: SocketAddr) -> io::Result<Client> {
-        let local: SocketAddr = if server.is_ipv4() {
-            "0.0.0.0:0".parse().map_err(io::Error::other)?
-        } else {
-            "[::]:0".parse().map_err(io::Error::other)?
+        let ip: IpAddr = match (server.ip().is_loopback(), server.is_ipv4()) {
+            (true, _) => server.ip(),
+            (false, true) => Ipv4Addr::UNSPECIFIED.into(),
+            (false, false) => Ipv6Addr::UNSPECIFIED.into(),
         };
+        let local = SocketAddr::new(ip, 0);
         let sock = UdpSocket::bind(local)?;
         Ok(Client {
             sock,

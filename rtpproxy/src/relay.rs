@@ -636,6 +636,18 @@ impl Worker {
         stats.last_packet_ms.store(now_ms, Relaxed);
         bump(&stats.relayed, out as u64);
         bump(&stats.dropped, wrong + trunc + no_dest);
+        let c = &self.counters;
+        bump(&c.received, n as u64);
+        bump(&c.relayed, out as u64);
+        if wrong > 0 {
+            bump(&c.dropped_wrong_source, wrong);
+        }
+        if trunc > 0 {
+            bump(&c.dropped_truncated, trunc);
+        }
+        if no_dest > 0 {
+            bump(&c.dropped_no_destination, no_dest);
+        }
         let out_fd = if rtcp {
             to.rtcp.as_raw_fd()
         } else {
@@ -659,27 +671,18 @@ impl Worker {
         }
         let send_err = (out - sent) as u64;
         if send_err > 0 {
-            stats
-                .relayed
-                .store(stats.relayed.load(Relaxed).wrapping_sub(send_err), Relaxed);
+            take_back(&stats.relayed, send_err);
             bump(&stats.dropped, send_err);
-        }
-        let c = &self.counters;
-        bump(&c.received, n as u64);
-        bump(&c.relayed, sent as u64);
-        if wrong > 0 {
-            bump(&c.dropped_wrong_source, wrong);
-        }
-        if trunc > 0 {
-            bump(&c.dropped_truncated, trunc);
-        }
-        if no_dest > 0 {
-            bump(&c.dropped_no_destination, no_dest);
-        }
-        if send_err > 0 {
-            bump(&c.dropped_send_error, send_err);
+            take_back(&self.counters.relayed, send_err);
+            bump(&self.counters.dropped_send_error, send_err);
         }
     }
+}
+
+/// Subtracts from a single-writer counter (packets counted as relayed
+/// before a send that failed).
+fn take_back(c: &std::sync::atomic::AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_sub(n), Relaxed);
 }
 
 /// Binds a leg's RTP and RTCP sockets (non-blocking) on `ip`.
