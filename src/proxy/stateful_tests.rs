@@ -638,3 +638,41 @@ fn in_dialog_requests_follow_a_failed_over_dialog() {
     let v = h.client_sends(&request("BYE", "c20", Some("b9"), "z9hG4bK-bye20b", 3));
     assert_eq!(only(&v, "hash again").to, fwd.to);
 }
+
+/// RFC 3261 §17.2.1 timer H: without an ACK, the non-2xx final is
+/// retransmitted on timer G (doubling to T2) until 64×T1, then the entry
+/// ends.
+#[test]
+fn timer_h_ends_a_completed_invite_without_ack_rfc3261_17_2_1() {
+    let mut tc = cfg();
+    tc.failover_codes = vec![];
+    let mut h = H::new(Algorithm::CallId, tc);
+    let fwd = start(&mut h, "c21");
+    h.backend_sends(&answer(&fwd.text, 486, ""), &fwd.to.to_string());
+    let mut at = Vec::new();
+    let mut t = 0;
+    for _ in 0..(33_000 / 5) {
+        t += 5;
+        if h.advance(5).iter().any(|s| s.status() == 486) {
+            at.push(t);
+        }
+    }
+    // G: T1, 2T1, 4T1, then T2 (4 s) until H (32 s) fires.
+    assert_eq!(&at[..4], &[500, 1500, 3500, 7500]);
+    assert!(at.iter().all(|&x| x < 32_000), "{at:?}");
+    assert_eq!(h.live(), 0);
+}
+
+/// RFC 3261 §16.7 step 10 / RFC 6026: the ACK of a 2xx is its own
+/// end-to-end request, forwarded statelessly, never absorbed.
+#[test]
+fn ack_for_2xx_is_forwarded_rfc6026() {
+    let mut h = H::new(Algorithm::CallId, cfg());
+    let fwd = start(&mut h, "c22");
+    h.backend_sends(&answer(&fwd.text, 200, ""), &fwd.to.to_string());
+    let ack = request("ACK", "c22", Some("b9"), "z9hG4bK-ack22", 1);
+    let v = h.client_sends(&ack);
+    let a = only(&v, "ACK");
+    assert_eq!((a.method(), a.to), ("ACK", fwd.to));
+    assert_eq!(h.live(), 1, "the ACK makes no transaction");
+}
