@@ -327,48 +327,51 @@ fn caller_cancels_while_ringing() {
     );
 }
 
-/// A test-only relay between the caller and sipfront that loses every
-/// 100 Trying sipfront sends, so the caller keeps retransmitting its INVITE
-/// (timer A) until the 180. It adds `rport` to the caller's Via so sipfront
-/// answers through it (RFC 3581).
-struct TryingEater {
+/// A test-only UDP relay: what arrives on `front` goes, as `up` rewrites
+/// it (or drops it: `None`), from `back` to `forward`; what arrives on
+/// `back` goes from `front` to its top Via's sent-by unless `down` drops it
+/// (`false`). Counts what it dropped.
+struct Relay {
     stop: Arc<AtomicBool>,
-    eaten: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl TryingEater {
-    fn start(front: u16, back: u16, sipfront: u16) -> TryingEater {
-        let f = UdpSocket::bind(("127.0.0.1", front)).expect("bind eater front");
-        let b = UdpSocket::bind(("127.0.0.1", back)).expect("bind eater back");
+impl Relay {
+    fn start(
+        front: u16,
+        back: u16,
+        forward: SocketAddr,
+        mut up: impl FnMut(&[u8]) -> Option<Vec<u8>> + Send + 'static,
+        mut down: impl FnMut(&str) -> bool + Send + 'static,
+    ) -> Relay {
+        let f = UdpSocket::bind(("127.0.0.1", front)).expect("bind relay front");
+        let b = UdpSocket::bind(("127.0.0.1", back)).expect("bind relay back");
         f.set_nonblocking(true).ok();
         b.set_nonblocking(true).ok();
         let stop = Arc::new(AtomicBool::new(false));
-        let eaten = Arc::new(AtomicUsize::new(0));
-        let (s2, e2) = (Arc::clone(&stop), Arc::clone(&eaten));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (s2, d2) = (Arc::clone(&stop), Arc::clone(&dropped));
         let thread = std::thread::spawn(move || {
             let mut buf = vec![0u8; 65_535];
-            let to_sipfront: SocketAddr = ([127, 0, 0, 1], sipfront).into();
             while !s2.load(Ordering::Relaxed) {
                 let mut idle = true;
                 if let Ok((n, _)) = f.recv_from(&mut buf) {
                     idle = false;
-                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    // rport on the top Via: the end of its line.
-                    let msg = match msg.find("\r\nVia:") {
-                        Some(i) => {
-                            let eol = msg[i + 2..].find("\r\n").map_or(msg.len(), |e| i + 2 + e);
-                            format!("{};rport{}", &msg[..eol], &msg[eol..])
+                    match up(&buf[..n]) {
+                        Some(out) => {
+                            let _ = b.send_to(&out, forward);
                         }
-                        None => msg,
-                    };
-                    let _ = b.send_to(msg.as_bytes(), to_sipfront);
+                        None => {
+                            d2.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 if let Ok((n, _)) = b.recv_from(&mut buf) {
                     idle = false;
                     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    if msg.starts_with("SIP/2.0 100 ") {
-                        e2.fetch_add(1, Ordering::Relaxed);
+                    if !down(&msg) {
+                        d2.fetch_add(1, Ordering::Relaxed);
                     } else if let Some(to) = via_addr(&msg) {
                         let _ = f.send_to(&buf[..n], to);
                     }
@@ -378,20 +381,53 @@ impl TryingEater {
                 }
             }
         });
-        TryingEater {
+        Relay {
             stop,
-            eaten,
+            dropped,
             thread: Some(thread),
         }
     }
 }
 
-impl Drop for TryingEater {
+impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Between the caller and sipfront: loses every 100 Trying sipfront sends,
+/// so the caller keeps retransmitting its INVITE (timer A) until the 180.
+/// It adds `rport` to the caller's Via so sipfront answers through it
+/// (RFC 3581).
+fn trying_eater(front: u16, back: u16, sipfront: u16) -> Relay {
+    let add_rport = |d: &[u8]| {
+        let msg = String::from_utf8_lossy(d).into_owned();
+        // rport at the end of the top Via's line.
+        Some(match msg.find("\r\nVia:") {
+            Some(i) => {
+                let eol = msg[i + 2..].find("\r\n").map_or(msg.len(), |e| i + 2 + e);
+                format!("{};rport{}", &msg[..eol], &msg[eol..]).into_bytes()
+            }
+            None => d.to_vec(),
+        })
+    };
+    let to: SocketAddr = ([127, 0, 0, 1], sipfront).into();
+    Relay::start(front, back, to, add_rport, |m: &str| {
+        !m.starts_with("SIP/2.0 100 ")
+    })
+}
+
+/// A loss pattern: one datagram in `one_in`, from a fixed seed.
+fn lossy(one_in: u64, seed: u64) -> impl FnMut() -> bool {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % one_in == 0
     }
 }
 
@@ -419,14 +455,14 @@ fn caller_retransmissions_are_absorbed() {
     };
     // The eater sits on backend(1)'s ports: free in this test.
     let (front, back) = (ports.backend(1), ports.backend(1) + 1);
-    let eater = TryingEater::start(front, back, ports.listen());
+    let eater = trying_eater(front, back, ports.listen());
     let calls = 100;
     let (p, stf) = common::start_uac_to(&dir, &ports, front, 50, calls, &["-sn", "uac", "-d", "0"]);
     let run = common::finish_uac(p, &stf, Duration::from_secs(60));
     let log = sf.stop(Duration::from_secs(5));
     let c = final_counters(&log);
     let got = uas.stop_and_read();
-    let eaten = eater.eaten.load(Ordering::Relaxed);
+    let eaten = eater.dropped.load(Ordering::Relaxed);
     eprintln!(
         "{name}: backend got {:?}; uac retransmissions {}; 100s eaten {eaten}; counters {c:?}",
         got.per_method,
@@ -452,9 +488,9 @@ fn caller_retransmissions_are_absorbed() {
     );
 }
 
-/// A test-only UDP relay in front of a backend that drops a share of the
-/// datagrams both ways: sipfront → relay → backend, and backend (SIPp with
-/// `-rsa` pointing at the relay) → relay → the top Via (sipfront).
+/// In front of a backend: drops one datagram in `one_in` both ways,
+/// sipfront → relay → backend, and backend (SIPp with `-rsa` pointing at
+/// the relay) → relay → the top Via (sipfront).
 ///
 /// Two kinds of datagram are never dropped, because SIPp's uas cannot
 /// recover from their loss where a real UAS's transaction layer would: its
@@ -462,78 +498,18 @@ fn caller_retransmissions_are_absorbed() {
 /// SIPp aborts a call that gets a retransmitted INVITE after its 200), and
 /// its final answer to a BYE (SIPp ends the call when it sends it and
 /// ignores the retransmitted BYE as a "dead call").
-struct LossyRelay {
-    stop: Arc<AtomicBool>,
-    dropped: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl LossyRelay {
-    /// Listens on `front` (sipfront's view of the backend) and `back` (the
-    /// backend's view of sipfront); forwards to `backend`; drops one datagram
-    /// in `one_in`.
-    fn start(front: u16, back: u16, backend: u16, one_in: u64) -> LossyRelay {
-        let f = UdpSocket::bind(("127.0.0.1", front)).expect("bind relay front");
-        let b = UdpSocket::bind(("127.0.0.1", back)).expect("bind relay back");
-        f.set_nonblocking(true).ok();
-        b.set_nonblocking(true).ok();
-        let stop = Arc::new(AtomicBool::new(false));
-        let dropped = Arc::new(AtomicUsize::new(0));
-        let (s2, d2) = (Arc::clone(&stop), Arc::clone(&dropped));
-        let thread = std::thread::spawn(move || {
-            let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-            let mut lose = || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed % one_in == 0
-            };
-            let mut buf = vec![0u8; 65_535];
-            let to_backend: SocketAddr = ([127, 0, 0, 1], backend).into();
-            while !s2.load(Ordering::Relaxed) {
-                let mut idle = true;
-                if let Ok((n, _)) = f.recv_from(&mut buf) {
-                    idle = false;
-                    if lose() {
-                        d2.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        let _ = b.send_to(&buf[..n], to_backend);
-                    }
-                }
-                if let Ok((n, _)) = b.recv_from(&mut buf) {
-                    idle = false;
-                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    let bye_final = msg.starts_with("SIP/2.0 2")
-                        && header_lines(&msg, &["CSeq"])
-                            .first()
-                            .is_some_and(|l| l.ends_with("BYE"));
-                    let keep = bye_final || msg.starts_with("SIP/2.0 100 ");
-                    if !keep && lose() {
-                        d2.fetch_add(1, Ordering::Relaxed);
-                    } else if let Some(to) = via_addr(&msg) {
-                        let _ = f.send_to(&buf[..n], to);
-                    }
-                }
-                if idle {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        });
-        LossyRelay {
-            stop,
-            dropped,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for LossyRelay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+fn lossy_relay(front: u16, back: u16, backend: u16, one_in: u64) -> Relay {
+    let mut lose_up = lossy(one_in, 0x2545_f491_4f6c_dd1d);
+    let mut lose_down = lossy(one_in, 0x9e37_79b9_7f4a_7c15);
+    let up = move |d: &[u8]| (!lose_up()).then(|| d.to_vec());
+    let down = move |msg: &str| {
+        let bye_final = msg.starts_with("SIP/2.0 2")
+            && header_lines(msg, &["CSeq"])
+                .first()
+                .is_some_and(|l| l.ends_with("BYE"));
+        bye_final || msg.starts_with("SIP/2.0 100 ") || !lose_down()
+    };
+    Relay::start(front, back, ([127, 0, 0, 1], backend).into(), up, down)
 }
 
 /// RFC 3261 §17.1.1.2 / §17.1.2.2: with 1 datagram in 10 lost between
@@ -554,7 +530,7 @@ fn packet_loss_toward_backends_is_repaired_by_retransmissions() {
     let mut uases = Vec::new();
     for i in 0..2u16 {
         let p = ports.backend(i);
-        relays.push(LossyRelay::start(p + 1, p + 2, p, 10));
+        relays.push(lossy_relay(p + 1, p + 2, p, 10));
         let rsa = format!("127.0.0.1:{}", p + 2);
         let sc = scenario("uas_trying.xml");
         uases.push(start_uas_with(&dir, &ports, i, &["-sf", &sc, "-rsa", &rsa]));

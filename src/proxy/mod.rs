@@ -387,6 +387,15 @@ impl Proxy {
         self.stateless_request(m, &req, routing, health, pkt, out)
     }
 
+    /// Counts a request forwarded, by method and backend.
+    fn count_forward(&mut self, method: Method, backend: Option<usize>) {
+        self.stats.requests_forwarded += 1;
+        self.stats.forwarded_method(method);
+        if let Some(b) = backend {
+            self.stats.forwarded_to(b);
+        }
+    }
+
     /// Routes and forwards a request without keeping state (§16.11).
     fn stateless_request(
         &mut self,
@@ -405,11 +414,7 @@ impl Proxy {
                 backend,
             }) => match self.forward(m, req, pkt, from, out, None) {
                 Ok(()) => {
-                    self.stats.requests_forwarded += 1;
-                    self.stats.forwarded_method(req.method);
-                    if let Some(b) = backend {
-                        self.stats.forwarded_to(b);
-                    }
+                    self.count_forward(req.method, backend);
                     Outcome::Send { to: dst, from }
                 }
                 Err(e) => self.reply(m, pkt, e.status(), out),

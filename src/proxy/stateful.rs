@@ -335,6 +335,7 @@ impl Proxy {
             id,
             key,
             invite,
+            method: req.method,
             upstream: reply_addr(Some(&req.top_via), pkt.src),
             upstream_socket: pkt.socket,
             server: ServerState::Proceeding,
@@ -438,15 +439,7 @@ impl Proxy {
         t.fwd.extend_from_slice(&fwd);
         t.fwd.shrink_to_fit();
         self.queue_owned(t.dest, t.dest_socket, fwd);
-        self.stats.requests_forwarded += 1;
-        if let Some(req) = parsed.map(|p| p.1) {
-            self.stats.forwarded_method(req.method);
-        } else if t.invite {
-            self.stats.forwarded_method(Method::Invite);
-        }
-        if let Some(b) = t.backend {
-            self.stats.forwarded_to(b.0 as usize);
-        }
+        self.count_forward(t.method, t.backend.map(|b| b.0 as usize));
         let Some(st) = self.txns.as_deref_mut() else {
             return Ok(());
         };

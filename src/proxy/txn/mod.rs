@@ -124,6 +124,7 @@ pub struct Txn {
     /// Server key in the table's map.
     pub key: u64,
     pub invite: bool,
+    pub method: crate::sip::Method,
     /// Where responses go upstream (§18.2.2) and from which socket.
     pub upstream: SocketAddr,
     pub upstream_socket: Socket,
@@ -287,6 +288,7 @@ mod tests {
             id: 1,
             key,
             invite: true,
+            method: crate::sip::Method::Invite,
             upstream: a,
             upstream_socket: Socket::Listen(0),
             server: ServerState::Proceeding,
