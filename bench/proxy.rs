@@ -1,14 +1,24 @@
-//! The stateless proxy core per message, sans-I/O: what a worker spends on
-//! an INVITE from a client and on the 200 OK coming back, on top of the
-//! kernel's receive and send.
+//! The proxy core sans-I/O: what a worker spends on top of the kernel's
+//! receive and send: an INVITE from a client and the 200 OK coming back
+//! (stateless), and a whole call as SIPp places it (INVITE, 180 and 200
+//! from the backend, ACK, BYE and its 200) in each mode, with the clock
+//! moved on every 1000 calls so lingering transactions expire as they
+//! would.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use sipfront::dispatch::{Algorithm, AllActive, BackendId, BackendSet, Destination, Rules};
+use sipfront::proxy::txn::TxnConfig;
 use sipfront::proxy::{identity::Identity, Inbound, Outcome, Proxy, ProxyConfig, Routing, Socket};
+use sipfront::sip::{HeaderName, Message};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn setup() -> (Proxy, Routing) {
+    setup_with(ProxyConfig::default())
+}
+
+fn setup_with(cfg: ProxyConfig) -> (Proxy, Routing) {
     let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
     let set = BackendSet::new(
         "default",
@@ -21,7 +31,103 @@ fn setup() -> (Proxy, Routing) {
     .unwrap();
     let routing = Routing::new(vec![set], Rules::new(vec![], 0));
     let id = Identity::new(&[a("127.0.0.1:5060")], &[a("127.0.0.1:5061")], None, &[]);
-    (Proxy::new(ProxyConfig::default(), Arc::new(id), 0), routing)
+    (Proxy::new(cfg, Arc::new(id), 0), routing)
+}
+
+/// A backend's answer `status` to the forwarded request `fwd`.
+fn answer(fwd: &[u8], status: &str) -> Vec<u8> {
+    let m = Message::parse(fwd).unwrap();
+    let mut r = format!("SIP/2.0 {status}\r\n").into_bytes();
+    for v in m.values(HeaderName::Via) {
+        r.extend_from_slice(b"Via: ");
+        r.extend_from_slice(v);
+        r.extend_from_slice(b"\r\n");
+    }
+    for (name, h) in [
+        ("From", HeaderName::From),
+        ("Call-ID", HeaderName::CallId),
+        ("CSeq", HeaderName::CSeq),
+    ] {
+        r.extend_from_slice(name.as_bytes());
+        r.extend_from_slice(b": ");
+        r.extend_from_slice(m.values(h).next().unwrap());
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"To: <sip:bob@biloxi.example.com>;tag=8321234356\r\nContact: <sip:bob@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n");
+    r
+}
+
+/// One call's messages through the core, stateful or not; returns the
+/// time spent in `handle` and `tick` only.
+fn calls(iters: u64, stateful: bool) -> Duration {
+    let cfg = ProxyConfig {
+        transactions: stateful.then(|| TxnConfig {
+            max_transactions: 1 << 20,
+            ..TxnConfig::default()
+        }),
+        ..ProxyConfig::default()
+    };
+    let (mut p, r) = setup_with(cfg);
+    let invite = String::from_utf8(include_bytes!("data/invite.sip").to_vec()).unwrap();
+    let client: SocketAddr = "192.0.2.101:5060".parse().unwrap();
+    let backend: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+    let mut out = Vec::with_capacity(4096);
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+    let mut total = Duration::ZERO;
+    let mut now_us = 0u64;
+    let mut run = |p: &mut Proxy, data: &[u8], from_client: bool, sent: &mut Vec<Vec<u8>>| {
+        let pkt = Inbound {
+            data,
+            src: if from_client { client } else { backend },
+            socket: if from_client {
+                Socket::Listen(0)
+            } else {
+                Socket::Egress
+            },
+        };
+        let t0 = Instant::now();
+        let o = p.handle(&r, &AllActive, pkt, &mut out);
+        p.drain_queue(|_, _, d| sent.push(std::mem::take(d)));
+        let d = t0.elapsed();
+        if let Outcome::Send { .. } = o {
+            sent.push(out.clone());
+        }
+        d
+    };
+    for i in 0..iters {
+        let cid = format!("call{i}@192.0.2.101");
+        let inv = invite
+            .replace("3848276298220188511@192.0.2.101", &cid)
+            .replace("z9hG4bK74bf9.1a2b3c4d5e", &format!("z9hG4bK-inv{i}"));
+        sent.clear();
+        total += run(&mut p, inv.as_bytes(), true, &mut sent);
+        let fwd = sent
+            .iter()
+            .find(|d| d.starts_with(b"INVITE"))
+            .unwrap()
+            .clone();
+        total += run(&mut p, &answer(&fwd, "180 Ringing"), false, &mut sent);
+        total += run(&mut p, &answer(&fwd, "200 OK"), false, &mut sent);
+        let ack = format!(
+            "ACK sip:bob@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.101:5060;branch=z9hG4bK-ack{i};rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\nTo: <sip:bob@biloxi.example.com>;tag=8321234356\r\nCall-ID: {cid}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        );
+        total += run(&mut p, ack.as_bytes(), true, &mut sent);
+        let bye = ack
+            .replace("ACK sip", "BYE sip")
+            .replace("CSeq: 1 ACK", "CSeq: 2 BYE")
+            .replace(&format!("-ack{i}"), &format!("-bye{i}"));
+        sent.clear();
+        total += run(&mut p, bye.as_bytes(), true, &mut sent);
+        let fbye = sent.iter().find(|d| d.starts_with(b"BYE")).unwrap().clone();
+        total += run(&mut p, &answer(&fbye, "200 OK"), false, &mut sent);
+        if i % 1000 == 999 {
+            now_us += 40_000_000;
+            let t0 = Instant::now();
+            p.tick_us(now_us, &AllActive);
+            total += t0.elapsed();
+        }
+    }
+    total
 }
 
 fn bench(c: &mut Criterion) {
@@ -69,5 +175,12 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn bench_calls(c: &mut Criterion) {
+    c.bench_function("proxy/stateless_call", |b| {
+        b.iter_custom(|n| calls(n, false))
+    });
+    c.bench_function("proxy/stateful_call", |b| b.iter_custom(|n| calls(n, true)));
+}
+
+criterion_group!(benches, bench, bench_calls);
 criterion_main!(benches);
