@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
             }
             p.drain_queue(|_, _, d| check(d));
             assert!(p.transaction_memory().0 <= 16);
+            assert!(p.stats.transactions_pending <= p.stats.transactions_current);
             if i > 64 {
                 break;
             }
@@ -76,6 +77,7 @@ fuzz_target!(|data: &[u8]| {
             p.drain_queue(|_, _, d| check(d));
         }
         assert_eq!(p.transaction_memory().0, 0, "transactions left after 200 s");
+        assert_eq!(p.stats.transactions_pending, 0);
     }
 });
 

@@ -48,6 +48,9 @@ pub(crate) struct Stateful {
     pub ranked_set: Option<usize>,
     /// Dialogs that failed over: Call-ID → the destination that answered.
     pub affinity: Affinity,
+    /// Entries that have sent no final answer upstream yet: the work a
+    /// drain must wait for.
+    pending: usize,
 }
 
 /// Where the dialogs live whose INVITE failed over. In-dialog requests
@@ -114,6 +117,7 @@ impl Stateful {
             ranking: SmallVec::new(),
             ranked_set: None,
             affinity: Affinity::new(cfg_cap),
+            pending: 0,
         }
     }
 
@@ -363,6 +367,8 @@ impl Proxy {
         };
         self.stats.transactions_total += 1;
         self.stats.transactions_current = st.table.live() as u64;
+        st.pending += 1;
+        self.stats.transactions_pending = st.pending as u64;
         let Some(mut t) = st.table.take(slot) else {
             return Outcome::Queued;
         };
@@ -554,10 +560,23 @@ impl Proxy {
         } else {
             // Nothing can be sent; the entry ends.
             self.pool.push(buf);
+            self.answered(t);
             t.server = ServerState::Completed;
             if let Some(st) = self.txns.as_deref_mut() {
                 st.arm(slot, t, kind::END, 0);
             }
+        }
+    }
+
+    /// `t` leaves Proceeding (its final answer goes upstream now): it is no
+    /// longer work a drain waits for.
+    fn answered(&mut self, t: &Txn) {
+        if t.server != ServerState::Proceeding {
+            return;
+        }
+        if let Some(st) = self.txns.as_deref_mut() {
+            st.pending = st.pending.saturating_sub(1);
+            self.stats.transactions_pending = st.pending as u64;
         }
     }
 
@@ -572,6 +591,7 @@ impl Proxy {
         disarm_client(t);
         disarm(t, kind::RETRANSMIT_CANCEL);
         disarm(t, kind::CANCEL_GIVE_UP);
+        self.answered(t);
         let Some(st) = self.txns.as_deref_mut() else {
             return;
         };
@@ -728,6 +748,7 @@ impl Proxy {
                 self.final_local(slot, &mut t, StatusCode::REQUEST_TERMINATED);
             }
             kind::END => {
+                self.answered(&t);
                 let Some(st) = self.txns.as_deref_mut() else {
                     return;
                 };

@@ -264,7 +264,11 @@ fn every_2xx_is_relayed_and_retransmissions_after_it_are_absorbed_rfc6026() {
     let fwd = start(&mut h, "c4");
     let b = fwd.to.to_string();
     let ok = answer(&fwd.text, 200, "");
+    assert_eq!(h.p.stats.transactions_pending, 1);
     assert_eq!(only(&h.backend_sends(&ok, &b), "200").status(), 200);
+    // Answered: nothing left for a drain to wait for, though it lingers.
+    assert_eq!(h.p.stats.transactions_pending, 0);
+    assert_eq!(h.p.stats.transactions_current, 1);
     // A retransmitted 2xx is relayed again (the UAS retransmits until ACK).
     assert_eq!(only(&h.backend_sends(&ok, &b), "200 again").status(), 200);
     // The INVITE retransmitted after the 2xx is absorbed silently (Accepted).

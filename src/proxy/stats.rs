@@ -89,6 +89,9 @@ pub struct Stats {
     pub per_method: [u64; METHODS],
     /// Live transactions (stateful mode): a gauge, summed over workers.
     pub transactions_current: u64,
+    /// Live transactions that have not answered upstream finally yet (what
+    /// a graceful drain waits for): a gauge.
+    pub transactions_pending: u64,
     /// Transactions created since start.
     pub transactions_total: u64,
     /// New requests refused with 503 because the worker's table was full.
@@ -166,6 +169,7 @@ impl Default for Stats {
             per_backend: Vec::new(),
             per_method: [0; METHODS],
             transactions_current: 0,
+            transactions_pending: 0,
             transactions_total: 0,
             transactions_refused: 0,
             retransmissions_absorbed: 0,
@@ -232,6 +236,7 @@ impl Stats {
             *a += b;
         }
         self.transactions_current += o.transactions_current;
+        self.transactions_pending += o.transactions_pending;
         self.transactions_total += o.transactions_total;
         self.transactions_refused += o.transactions_refused;
         self.retransmissions_absorbed += o.retransmissions_absorbed;
@@ -286,6 +291,7 @@ impl Stats {
         }
         for (name, v) in [
             ("transactions_current", self.transactions_current),
+            ("transactions_pending", self.transactions_pending),
             ("transactions_total", self.transactions_total),
             ("transactions_refused", self.transactions_refused),
             ("retransmissions_absorbed", self.retransmissions_absorbed),
