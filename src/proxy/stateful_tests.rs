@@ -680,3 +680,28 @@ fn ack_for_2xx_is_forwarded_rfc6026() {
     assert_eq!((a.method(), a.to), ("ACK", fwd.to));
     assert_eq!(h.live(), 1, "the ACK makes no transaction");
 }
+
+/// A request from a backend toward a client (the callee hangs up) is a
+/// transaction too: relayed from the listen socket, its answer relayed back
+/// to the backend from the egress socket.
+#[test]
+fn request_from_a_backend_toward_the_client() {
+    let mut h = H::new(Algorithm::CallId, cfg());
+    let bye = "BYE sip:alice@192.0.2.50:5062 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-uas-bye1\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:bob@example.com>;tag=b9\r\n\
+To: <sip:alice@example.com>;tag=a1\r\n\
+Call-ID: c23\r\n\
+CSeq: 1 BYE\r\n\
+Content-Length: 0\r\n\r\n";
+    let v = h.backend_sends(bye, B1);
+    let f = only(&v, "BYE toward the client");
+    assert_eq!(
+        (f.method(), f.to, f.from),
+        ("BYE", addr(CLIENT), Socket::Listen(0))
+    );
+    let v = h.recv(&answer(&f.text, 200, ""), CLIENT, Socket::Listen(0));
+    let r = only(&v, "200 back");
+    assert_eq!((r.status(), r.to, r.from), (200, addr(B1), Socket::Egress));
+}
