@@ -346,9 +346,13 @@ def report(fixed, steps, sessions, rate, measure, repeat, cmd):
                  "above that it sent slower than offered (`achieved` = packets sent / s), so the "
                  "step says nothing about the relay. The loss-free rate is the highest valid step "
                  "with loss <= 0.1%; `>=` when no valid step lost packets.\n")
-        L.append("| relay | loss-free packets/s | steps (offered pps: loss %, CPU s/Mpkt, relay CPU busy %, "
-                 "gen late ms, achieved pps) |")
-        L.append("|---|---:|---|")
+        L.append("`CPU-bound estimate` = offered rate / relay CPU busy fraction at the highest valid "
+                 "loss-free step: the rate at which the relay's one core would be full, if it stays "
+                 "loss-free that far (rtpengine may not: see its overload protection in "
+                 "loadtest/relay/README.md).\n")
+        L.append("| relay | loss-free packets/s | CPU-bound estimate | steps (offered pps: loss %, CPU s/Mpkt, "
+                 "relay CPU busy %, gen late ms, achieved pps) |")
+        L.append("|---|---:|---:|---|")
         for t, rows in steps.items():
             valid = [r for r in rows if r["gen_max_late_ms"] <= 50]
             ok = [r["offered_pps"] for r in valid if r["loss"] <= LOSS_LIMIT]
@@ -361,7 +365,9 @@ def report(fixed, steps, sessions, rate, measure, repeat, cmd):
                 r["sent"] / max(r["window_s"] - 0.3, 0.1),
                 "" if r["gen_max_late_ms"] <= 50 else " (invalid)",
                 " x%d" % r["attempts"] if r["attempts"] > 1 else "") for r in rows)
-            L.append("| %s | %s%d | %s |" % (t, ">= " if capped else "", best, detail))
+            top = [r for r in valid if r["loss"] <= LOSS_LIMIT and r["offered_pps"] == best]
+            est = "%d" % (best / (top[0]["cpu_s"] / top[0]["window_s"])) if top and top[0]["cpu_s"] else "-"
+            L.append("| %s | %s%d | %s | %s |" % (t, ">= " if capped else "", best, est, detail))
         L.append("\n`>=`: no valid step lost packets; the real limit is higher than the generator "
                  "could show on this machine.\n")
     return "\n".join(L) + "\n"
