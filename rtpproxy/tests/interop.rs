@@ -15,9 +15,10 @@
 //!   its 200) and, for sipfront-rtpproxy, the relay exits 0 on SIGTERM.
 //!
 //! The `reference_rtpengine_*` tests run the same against Debian's rtpengine
-//! (`--table=-1`, userspace), which keeps the checks honest. Ports: SIP 41100-41120, relay
-//! control 41222 (ng) / 41223 (classic), relay media 48000-48499, parties
-//! 49000/49002.
+//! (`--table=-1`, userspace), which keeps the checks honest. Ports (picked
+//! free at run time, since other sessions run these tests on the same
+//! machine): SIP in 41000-41999, relay control ephemeral, relay media
+//! 48000-48499, parties in 49000-49499.
 
 #[path = "kamailio/support.rs"]
 mod support;
@@ -29,17 +30,20 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
-const KAM_PORT: u16 = 41100;
-const UAS_PORT: u16 = 41110;
-const UAC_PORT: u16 = 41120;
-const PORTS: RelayPorts = RelayPorts {
-    ng: 41222,
-    classic: 41223,
-    media_low: 48000,
-    media_high: 48499,
-};
-const CALLER_MEDIA: u16 = 49000;
-const CALLEE_MEDIA: u16 = 49002;
+/// SIP ports of Kamailio and the two SIPps: picked free in this range.
+const SIP_PORTS: std::ops::RangeInclusive<u16> = 41000..=41999;
+/// The relay's media ports.
+const MEDIA: (u16, u16) = (48000, 48499);
+/// The test's RTP parties.
+const PARTIES: std::ops::RangeInclusive<u16> = 49000..=49499;
+
+/// The SIP side of one test.
+#[derive(Clone, Copy)]
+struct Sip {
+    kamailio: u16,
+    uas: u16,
+    uac: u16,
+}
 
 fn kamailio_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio")
@@ -51,11 +55,11 @@ enum Proto {
     Classic,
 }
 
-fn start_kamailio(dir: &TempDir, proto: Proto) -> Proc {
+fn start_kamailio(dir: &TempDir, proto: Proto, relay: RelayPorts, sip: Sip) -> Proc {
     let cfg = kamailio_dir().join("relay.cfg");
     let sock = match proto {
-        Proto::Ng => PORTS.ng,
-        Proto::Classic => PORTS.classic,
+        Proto::Ng => relay.ng,
+        Proto::Classic => relay.classic,
     };
     let mut args = vec![
         "-f".to_string(),
@@ -63,9 +67,9 @@ fn start_kamailio(dir: &TempDir, proto: Proto) -> Proc {
         "-A".into(),
         format!("RELAY_SOCK=\"udp:127.0.0.1:{sock}\""),
         "-A".into(),
-        format!("UAS_URI=\"sip:127.0.0.1:{UAS_PORT}\""),
+        format!("UAS_URI=\"sip:127.0.0.1:{}\"", sip.uas),
         "-l".into(),
-        format!("udp:127.0.0.1:{KAM_PORT}"),
+        format!("udp:127.0.0.1:{}", sip.kamailio),
     ];
     if proto == Proto::Ng {
         args.extend(["-A".into(), "WITH_NG".into()]);
@@ -132,10 +136,18 @@ fn call_through_kamailio(proto: Proto, kind: Kind) {
         }
     );
     let dir = TempDir::new(&name);
-    let mut relay = start_relay(&dir, kind, PORTS, false);
-    let caller = party(CALLER_MEDIA);
-    let callee = party(CALLEE_MEDIA);
-    let _kamailio = start_kamailio(&dir, proto);
+    let ports = RelayPorts::pick(MEDIA.0, MEDIA.1);
+    let sip = Sip {
+        kamailio: free_port(SIP_PORTS),
+        uas: free_port(SIP_PORTS),
+        uac: free_port(SIP_PORTS),
+    };
+    let mut relay = start_relay(&dir, kind, ports, false);
+    let caller = party(PARTIES);
+    let callee = party(PARTIES);
+    let caller_media = caller.local_addr().expect("addr").port();
+    let callee_media = callee.local_addr().expect("addr").port();
+    let _kamailio = start_kamailio(&dir, proto, ports, sip);
     let media_file = dir.path("media.txt");
     let sipp_common = |rtp_port: u16| {
         let mut c = Command::new("sipp");
@@ -154,10 +166,10 @@ fn call_through_kamailio(proto: Proto, kind: Kind) {
         .current_dir(&dir.0);
         c
     };
-    let mut uas = sipp_common(CALLEE_MEDIA);
+    let mut uas = sipp_common(callee_media);
     uas.arg("-sf").arg(kamailio_dir().join("uas.xml")).args([
         "-p",
-        &UAS_PORT.to_string(),
+        &sip.uas.to_string(),
         "-m",
         "1",
     ]);
@@ -170,20 +182,20 @@ fn call_through_kamailio(proto: Proto, kind: Kind) {
         Proto::Ng => "ngbasic",
         Proto::Classic => "clbasic",
     };
-    let mut uac = sipp_common(CALLER_MEDIA);
+    let mut uac = sipp_common(caller_media);
     uac.arg("-sf")
         .arg(kamailio_dir().join("uac.xml"))
         .args([
             "-s",
             scenario,
             "-p",
-            &UAC_PORT.to_string(),
+            &sip.uac.to_string(),
             "-m",
             "1",
             "-d",
             "2500",
         ])
-        .arg(format!("127.0.0.1:{KAM_PORT}"));
+        .arg(format!("127.0.0.1:{}", sip.kamailio));
     let mut uac = Proc::spawn("sipp uac", &mut uac, dir.path("uac.log"));
 
     // Where each side was told to send: the relay's address and ports.
@@ -195,11 +207,11 @@ fn call_through_kamailio(proto: Proto, kind: Kind) {
     ] {
         assert_eq!(*a.ip(), Ipv4Addr::LOCALHOST, "{who} SDP address");
         assert!(
-            (PORTS.media_low..=PORTS.media_high).contains(&a.port()),
+            (ports.media_low..=ports.media_high).contains(&a.port()),
             "the SDP the {who} received names port {}, not one of the relay's {}-{}",
             a.port(),
-            PORTS.media_low,
-            PORTS.media_high
+            ports.media_low,
+            ports.media_high
         );
     }
     assert_ne!(to_relay_from_callee.port(), to_relay_from_caller.port());

@@ -4,13 +4,14 @@
 //!
 //! The relay is driven over ng directly (offer/answer as Kamailio's rtpengine
 //! module sends them); the parties are plain UDP sockets. The caller's SDP
-//! names 127.0.0.1:49100, where a socket listens that must receive nothing;
-//! the caller really sends from 127.0.0.1:49104 (its "NAT mapping").
+//! names one socket, which must receive nothing; the caller really sends
+//! from another (its "NAT mapping").
 //!
 //! The `reference_rtpengine_*` tests run the same against Debian's rtpengine
 //! (with `--endpoint-learning=immediate`, so the learning does not depend on
 //! its default "delayed" mode's 3 s window).
-//! Ports: relay control 41222/41223, media 48500-48999, parties 49100-49106.
+//! Ports (picked free at run time): relay control ephemeral, media
+//! 48500-48999, parties in 49500-49999.
 
 #[path = "kamailio/support.rs"]
 mod support;
@@ -18,22 +19,22 @@ mod support;
 use std::net::{Ipv4Addr, SocketAddr};
 use support::*;
 
-const PORTS: RelayPorts = RelayPorts {
-    ng: 41222,
-    classic: 41223,
-    media_low: 48500,
-    media_high: 48999,
-};
+/// The relay's media ports, and the parties' (picked free in the range).
+const MEDIA: (u16, u16) = (48500, 48999);
+const PARTIES: std::ops::RangeInclusive<u16> = 49500..=49999;
 
 fn offer_answer(
     ng: &mut NgClient,
     call_id: &str,
-    caller_sdp_port: u16,
-    callee_port: u16,
+    caller_sdp: &std::net::UdpSocket,
+    callee: &std::net::UdpSocket,
 ) -> (std::net::SocketAddrV4, std::net::SocketAddrV4) {
     let lo = Ipv4Addr::LOCALHOST;
     let offer = ng.request(&dict(vec![
-        ("sdp", B::s(&sdp(lo, caller_sdp_port))),
+        (
+            "sdp",
+            B::s(&sdp(lo, caller_sdp.local_addr().expect("addr").port())),
+        ),
         ("call-id", B::s(call_id)),
         (
             "received-from",
@@ -49,7 +50,10 @@ fn offer_answer(
     );
     let to_callee = sdp_media(&offer.str("sdp").expect("offer sdp")).expect("offer c=/m=");
     let answer = ng.request(&dict(vec![
-        ("sdp", B::s(&sdp(lo, callee_port))),
+        (
+            "sdp",
+            B::s(&sdp(lo, callee.local_addr().expect("addr").port())),
+        ),
         ("call-id", B::s(call_id)),
         (
             "received-from",
@@ -75,13 +79,15 @@ fn natted_caller(kind: Kind) {
         return;
     }
     let dir = TempDir::new(&format!("latching-{kind:?}"));
-    let _relay = start_relay(&dir, kind, PORTS, true);
-    let mut ng = NgClient::new(PORTS.ng);
+    let ports = RelayPorts::pick(MEDIA.0, MEDIA.1);
+    let _relay = start_relay(&dir, kind, ports, true);
+    let mut ng = NgClient::new(ports.ng);
 
-    let caller_sdp = party(49100); // what the SDP says: must get nothing
-    let callee = party(49102);
-    let caller_nat = party(49104); // where the caller's packets really come from
-    let (callee_sends_to, caller_sends_to) = offer_answer(&mut ng, "latching-1@test", 49100, 49102);
+    let caller_sdp = party(PARTIES); // what the SDP says: must get nothing
+    let callee = party(PARTIES);
+    let caller_nat = party(PARTIES); // where the caller's packets really come from
+    let (callee_sends_to, caller_sends_to) =
+        offer_answer(&mut ng, "latching-1@test", &caller_sdp, &callee);
 
     // The caller speaks first, from its NAT mapping: the relay forwards it to
     // the callee (its SDP address) and learns the caller's real source.
@@ -142,13 +148,15 @@ fn natted_callee(kind: Kind) {
         return;
     }
     let dir = TempDir::new(&format!("latching-callee-{kind:?}"));
-    let _relay = start_relay(&dir, kind, PORTS, true);
-    let mut ng = NgClient::new(PORTS.ng);
+    let ports = RelayPorts::pick(MEDIA.0, MEDIA.1);
+    let _relay = start_relay(&dir, kind, ports, true);
+    let mut ng = NgClient::new(ports.ng);
 
-    let caller = party(49100);
-    let callee_sdp = party(49102);
-    let callee_nat = party(49106);
-    let (callee_sends_to, caller_sends_to) = offer_answer(&mut ng, "latching-2@test", 49100, 49102);
+    let caller = party(PARTIES);
+    let callee_sdp = party(PARTIES);
+    let callee_nat = party(PARTIES);
+    let (callee_sends_to, caller_sends_to) =
+        offer_answer(&mut ng, "latching-2@test", &caller, &callee_sdp);
 
     stream_through(
         "callee (NAT port) -> caller",

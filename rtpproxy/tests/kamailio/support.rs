@@ -220,6 +220,49 @@ pub struct RelayPorts {
     pub media_high: u16,
 }
 
+impl RelayPorts {
+    /// Control ports picked free now (ephemeral), media in the given range:
+    /// other sessions on this machine run these tests too, so nothing fixed.
+    pub fn pick(media_low: u16, media_high: u16) -> RelayPorts {
+        RelayPorts {
+            ng: ephemeral_port(),
+            classic: ephemeral_port(),
+            media_low,
+            media_high,
+        }
+    }
+}
+
+/// A UDP port of 127.0.0.1 that was free a moment ago (the kernel's pick).
+pub fn ephemeral_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
+}
+
+/// Scans `range` from a per-process offset for a port that binds; the bound
+/// socket and its port.
+fn scan(range: std::ops::RangeInclusive<u16>) -> (u16, UdpSocket) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let (lo, hi) = (u32::from(*range.start()), u32::from(*range.end()));
+    let len = hi - lo + 1;
+    let start = std::process::id().wrapping_mul(7919)
+        + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * 2;
+    for i in 0..len {
+        let port = (lo + (start + i) % len) as u16;
+        if let Ok(s) = UdpSocket::bind(("127.0.0.1", port)) {
+            return (port, s);
+        }
+    }
+    panic!("no free UDP port in {lo}-{hi}");
+}
+
+/// A free port in `range` (released: a child process binds it).
+pub fn free_port(range: std::ops::RangeInclusive<u16>) -> u16 {
+    scan(range).0
+}
+
 /// Starts the relay under test with an ng and a classic UDP listener on
 /// 127.0.0.1. `latch_immediately`: rtpengine learns endpoints only after 3 s
 /// by default; the latching test wants it at the first packet, as
@@ -228,7 +271,7 @@ pub fn start_relay(dir: &TempDir, kind: Kind, p: RelayPorts, latch_immediately: 
     for port in [p.ng, p.classic] {
         assert!(
             UdpSocket::bind(("127.0.0.1", port)).is_ok(),
-            "control port {port} is in use: another run of these tests?"
+            "control port {port} was taken between picking and starting the relay"
         );
     }
     let mut relay = match kind {
@@ -487,9 +530,9 @@ pub fn sdp_media(sdp: &str) -> Option<SocketAddrV4> {
 
 // --- RTP parties ---------------------------------------------------------------
 
-pub fn party(port: u16) -> UdpSocket {
-    let s = UdpSocket::bind(("127.0.0.1", port))
-        .unwrap_or_else(|e| panic!("media port 127.0.0.1:{port}: {e}"));
+/// A party's media socket on a free port of `range`.
+pub fn party(range: std::ops::RangeInclusive<u16>) -> UdpSocket {
+    let (_, s) = scan(range);
     s.set_read_timeout(Some(Duration::from_millis(20)))
         .expect("timeout");
     s
