@@ -13,11 +13,13 @@ packets relayed, and ratios against rtpengine and the floor of the same run
   compare.py                 # 300 sessions x 50 pps x 2 directions, 10 s, 3 rounds, + step mode
   compare.py --quick         # 100 sessions, 3 s, 1 round, short step: a smoke run (~1 min)
   compare.py --no-step       # only the fixed-rate comparison
+  compare.py --no-fixed --step-rates 150,200,300   # only the step mode
   compare.py --targets floor,rtpengine
 
-Step mode (one core): the per-stream rate goes up through --step-rates on the
-same sessions until loss exceeds 0.1%; the loss-free packet rate is the
-highest offered rate (packets/s, both directions) with loss <= 0.1%.
+Step mode (one core): the per-stream rate goes up through --step-rates, a
+fresh relay and fresh sessions per step, until loss exceeds 0.1%; the
+loss-free packet rate is the highest offered rate (packets/s, both
+directions) with loss <= 0.1% among the steps the generator kept on schedule.
 
 Writes the tables to --out (default loadtest/results/relay.md) and prints them.
 Exit 0 = all runs completed, 1 = a run failed, 2 = setup error.
@@ -230,6 +232,7 @@ def main():
     ap.add_argument("--measure", type=float, default=None)
     ap.add_argument("--repeat", type=int, default=None)
     ap.add_argument("--no-step", action="store_true")
+    ap.add_argument("--no-fixed", action="store_true", help="only the step mode")
     ap.add_argument("--step-rates", default=None, help="per-stream rates of the step mode")
     # Relays on CPU 0: sipfront-rtpproxy pins its worker k to CPU k itself,
     # whatever taskset said, so CPU 0 is the only one all three can share.
@@ -279,7 +282,7 @@ def main():
     steps = {}
     failed = False
     try:
-        for rnd in range(repeat):
+        for rnd in range(0 if args.no_fixed else repeat):
             # Interleaved, so a noisy neighbour hits every target alike.
             order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
             for t in order:
