@@ -151,6 +151,20 @@ pub fn spawn(index: usize, cpu: Option<usize>) -> io::Result<WorkerHandle> {
     })
 }
 
+/// The CPUs this process may run on, ascending (empty if unknown).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills a zeroed cpu_set_t of the right size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
 fn pin(cpu: usize) {
     // SAFETY: cpu_set_t is plain data; sched_setaffinity on this thread.
     unsafe {

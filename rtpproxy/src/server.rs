@@ -123,6 +123,20 @@ enum Listener {
 }
 
 impl Listener {
+    /// `ng udp:IP:PORT`, `control udp:IP:PORT`, `control unix:PATH`, with
+    /// the port the kernel bound.
+    fn describe(&self) -> String {
+        let udp = |s: &UdpSocket| {
+            s.local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string())
+        };
+        match self {
+            Listener::Ng(s) => format!("ng udp:{}", udp(s)),
+            Listener::ClassicUdp(s) => format!("control udp:{}", udp(s)),
+            Listener::ClassicUnix(_, p) => format!("control unix:{}", p.display()),
+        }
+    }
+
     fn fd(&self) -> RawFd {
         match self {
             Listener::Ng(s) | Listener::ClassicUdp(s) => s.as_raw_fd(),
@@ -168,11 +182,17 @@ fn bind_listeners(cfg: &ServerConfig) -> Result<Vec<Listener>, String> {
 /// Runs until `stop_fd` (an eventfd or pipe) becomes readable.
 pub fn run(cfg: &ServerConfig, stop_fd: RawFd) -> Result<Summary, String> {
     let listeners = bind_listeners(cfg)?;
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Worker k pins to the k-th CPU this process may use (taskset,
+    // container cpusets), not to CPU k of the machine.
+    let cpus = relay::allowed_cpus();
     let workers = cfg.workers.max(1);
     let mut handles: Vec<WorkerHandle> = Vec::with_capacity(workers);
     for k in 0..workers {
-        let cpu = cfg.pin.then_some(k % ncpu);
+        let cpu = if cfg.pin && !cpus.is_empty() {
+            cpus.get(k % cpus.len()).copied()
+        } else {
+            None
+        };
         handles.push(relay::spawn(k, cpu).map_err(|e| format!("cannot start worker {k}: {e}"))?);
     }
     let table = SessionTable::new(TableConfig {
@@ -198,14 +218,17 @@ pub fn run(cfg: &ServerConfig, stop_fd: RawFd) -> Result<Summary, String> {
         ip: cfg.media_ip,
         pending: HashMap::new(),
     };
-    tracing::info!(
-        ng = ?cfg.ng,
-        control = ?cfg.control,
-        media_ip = %cfg.media_ip,
-        advertise_ip = %cfg.advertise_ip,
-        ports = ?cfg.ports,
-        workers,
-        "sipfront-rtpproxy ready"
+    // The readiness line is part of the CLI contract: on stderr whatever the
+    // log level, naming the addresses really bound (port 0 resolved).
+    let bound: Vec<String> = listeners.iter().map(Listener::describe).collect();
+    eprintln!(
+        "sipfront-rtpproxy ready: {} media {} advertised {} ports {}-{} workers {}",
+        bound.join(" "),
+        cfg.media_ip,
+        cfg.advertise_ip,
+        cfg.ports.0,
+        cfg.ports.1,
+        workers
     );
     let mut pfds: Vec<libc::pollfd> = std::iter::once(stop_fd)
         .chain(listeners.iter().map(Listener::fd))

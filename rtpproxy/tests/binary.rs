@@ -397,3 +397,28 @@ fn unix_control_socket() {
     assert_eq!(code, 0);
     assert!(!path.exists(), "socket file removed at exit");
 }
+
+/// The readiness line is part of the CLI contract: printed at any log
+/// level, with the port the kernel picked for `:0`.
+#[test]
+fn ready_line_names_bound_ports_at_any_log_level() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sipfront-rtpproxy"))
+        .args(["--ng", "udp:127.0.0.1:0", "--ports", "50900-50949"])
+        .args(["--workers", "1", "--log-level", "error"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stderr).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("sipfront-rtpproxy ready"), "{line:?}");
+    let port: u16 = line
+        .split("ng udp:127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    assert_ne!(port, 0, "{line:?}");
+}
