@@ -23,6 +23,11 @@ pub const ENV_RECORD_ROUTE: &str = "SIPFRONT_RECORD_ROUTE";
 pub const ENV_LOG_LEVEL: &str = "SIPFRONT_LOG_LEVEL";
 pub const ENV_LOG_FORMAT: &str = "SIPFRONT_LOG_FORMAT";
 pub const ENV_MAX_MESSAGE_SIZE: &str = "SIPFRONT_MAX_MESSAGE_SIZE";
+pub const ENV_ADMIN_LISTEN: &str = "SIPFRONT_ADMIN_LISTEN";
+pub const ENV_ADMIN_TOKEN: &str = "SIPFRONT_ADMIN_TOKEN";
+pub const ENV_PROBE: &str = "SIPFRONT_PROBE";
+pub const ENV_PROBE_INTERVAL_MS: &str = "SIPFRONT_PROBE_INTERVAL_MS";
+pub const ENV_DRAIN_GRACE_MS: &str = "SIPFRONT_DRAIN_GRACE_MS";
 
 /// Every variable sipfront reads.
 pub const ENV_VARS: &[&str] = &[
@@ -38,6 +43,11 @@ pub const ENV_VARS: &[&str] = &[
     ENV_LOG_LEVEL,
     ENV_LOG_FORMAT,
     ENV_MAX_MESSAGE_SIZE,
+    ENV_ADMIN_LISTEN,
+    ENV_ADMIN_TOKEN,
+    ENV_PROBE,
+    ENV_PROBE_INTERVAL_MS,
+    ENV_DRAIN_GRACE_MS,
 ];
 
 /// The process environment, for [`super::load`]'s `env` argument.
@@ -83,6 +93,11 @@ pub(crate) struct Overrides {
     pub log_level: Option<Val<String>>,
     pub log_format: Option<Val<String>>,
     pub max_message_size: Option<Val<i64>>,
+    pub admin_listen: Option<Val<String>>,
+    pub admin_token: Option<Val<String>>,
+    pub probe: Option<Val<bool>>,
+    pub probe_interval_ms: Option<Val<i64>>,
+    pub drain_grace_ms: Option<Val<i64>>,
 }
 
 fn env_err(var: &str, reason: String) -> ConfigError {
@@ -159,6 +174,43 @@ impl Overrides {
             )),
             None => None,
         };
+        let int = |var: &'static str, what: &str| -> Result<Option<Val<i64>>, ConfigError> {
+            match get(env, var) {
+                Some(v) => Ok(Some(Val::new(
+                    v.parse::<i64>().map_err(|_| {
+                        env_err(var, format!("{v:?}: expected an integer number of {what}"))
+                    })?,
+                    Origin::Env(var),
+                ))),
+                None => Ok(None),
+            }
+        };
+        let probe_interval_ms = int(ENV_PROBE_INTERVAL_MS, "milliseconds")?;
+        let drain_grace_ms = int(ENV_DRAIN_GRACE_MS, "milliseconds")?;
+        let probe = match get(env, ENV_PROBE) {
+            Some(v) => Some(Val::new(
+                parse_bool(&v).ok_or_else(|| {
+                    env_err(
+                        ENV_PROBE,
+                        format!("{v:?}: expected on or off (also true/false, 1/0, yes/no)"),
+                    )
+                })?,
+                Origin::Env(ENV_PROBE),
+            )),
+            None => None,
+        };
+        // An empty SIPFRONT_ADMIN_LISTEN is not "unset": it turns the API off.
+        let admin_listen = env(ENV_ADMIN_LISTEN).map(|v| {
+            let v = v.trim();
+            Val::new(
+                if v.is_empty() {
+                    "off".to_string()
+                } else {
+                    v.to_string()
+                },
+                Origin::Env(ENV_ADMIN_LISTEN),
+            )
+        });
         let listen = list(ENV_LISTEN);
         if listen.as_ref().is_some_and(Vec::is_empty) {
             return Err(env_err(ENV_LISTEN, "no address in the list".into()));
@@ -181,6 +233,11 @@ impl Overrides {
             log_level: s(ENV_LOG_LEVEL),
             log_format: s(ENV_LOG_FORMAT),
             max_message_size,
+            admin_listen,
+            admin_token: s(ENV_ADMIN_TOKEN),
+            probe,
+            probe_interval_ms,
+            drain_grace_ms,
         })
     }
 
@@ -213,6 +270,11 @@ impl Overrides {
             log_level: s(&cli.log_level, "-v/-q"),
             log_format: s(&cli.log_format, "--log-format"),
             max_message_size: None,
+            admin_listen: None,
+            admin_token: None,
+            probe: None,
+            probe_interval_ms: None,
+            drain_grace_ms: None,
         }
     }
 
@@ -230,6 +292,11 @@ impl Overrides {
             log_level: top.log_level.or(self.log_level),
             log_format: top.log_format.or(self.log_format),
             max_message_size: top.max_message_size.or(self.max_message_size),
+            admin_listen: top.admin_listen.or(self.admin_listen),
+            admin_token: top.admin_token.or(self.admin_token),
+            probe: top.probe.or(self.probe),
+            probe_interval_ms: top.probe_interval_ms.or(self.probe_interval_ms),
+            drain_grace_ms: top.drain_grace_ms.or(self.drain_grace_ms),
         }
     }
 
@@ -259,6 +326,21 @@ impl Overrides {
         }
         if let Some(v) = self.log_level {
             f.log.level = Some(v);
+        }
+        if let Some(v) = self.admin_listen {
+            f.admin.listen = Some(v);
+        }
+        if let Some(v) = self.admin_token {
+            f.admin.token = Some(v);
+        }
+        if let Some(v) = self.probe {
+            f.probe.enabled = Some(v);
+        }
+        if let Some(v) = self.probe_interval_ms {
+            f.probe.interval_ms = Some(v);
+        }
+        if let Some(v) = self.drain_grace_ms {
+            f.drain.grace_ms = Some(v);
         }
         if let Some(v) = self.log_format {
             f.log.format = Some(v);

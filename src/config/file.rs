@@ -21,6 +21,37 @@ pub(crate) struct FileConfig {
     pub transaction: TransactionFile,
     pub routing: RoutingFile,
     pub backend_set: Vec<Val<BackendSetFile>>,
+    pub probe: ProbeFile,
+    pub admin: AdminFile,
+    pub drain: DrainFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ProbeFile {
+    pub enabled: Option<Val<bool>>,
+    pub method: Option<Val<String>>,
+    pub from: Option<Val<String>>,
+    pub interval_ms: Option<Val<i64>>,
+    pub timeout_ms: Option<Val<i64>>,
+    pub down_threshold: Option<Val<i64>>,
+    pub up_threshold: Option<Val<i64>>,
+    pub reply_codes: Option<Val<Vec<Val<Scalar>>>>,
+    pub port: Option<Val<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AdminFile {
+    pub listen: Option<Val<String>>,
+    pub token: Option<Val<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DrainFile {
+    pub grace_ms: Option<Val<i64>>,
+    pub quiet_ms: Option<Val<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

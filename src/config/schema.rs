@@ -54,6 +54,9 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// In file order; names are unique.
     pub backend_sets: Vec<BackendSetConfig>,
+    pub probe: ProbeConfig,
+    pub admin: AdminConfig,
+    pub drain: DrainConfig,
     /// The config file that was read, if any.
     pub source: Option<PathBuf>,
 }
@@ -125,6 +128,43 @@ impl Config {
                 t.failover_codes
             );
         }
+        let pr = &self.probe;
+        if pr.enabled {
+            let codes: Vec<String> = pr.reply_codes.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                s,
+                "probe: {} every {} ms, timeout {} ms, down after {}, up after {}, accept {}",
+                pr.method,
+                pr.interval_ms,
+                pr.timeout_ms,
+                pr.down_threshold,
+                pr.up_threshold,
+                codes.join(",")
+            );
+        } else {
+            let _ = writeln!(s, "probe: off");
+        }
+        match self.admin.listen {
+            Some(a) => {
+                let _ = writeln!(
+                    s,
+                    "admin: http://{a}{}",
+                    if self.admin.token.is_some() {
+                        " (bearer token)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            None => {
+                let _ = writeln!(s, "admin: off");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "drain: grace {} ms, quiet {} ms",
+            self.drain.grace_ms, self.drain.quiet_ms
+        );
         let _ = writeln!(s, "log: {} at {}", self.log.format, self.log.level);
         let _ = writeln!(s, "backend sets: {}", self.backend_sets.len());
         for set in &self.backend_sets {
@@ -621,6 +661,137 @@ impl Default for TransactionConfig {
             max_transactions: DEFAULT_MAX_TRANSACTIONS,
             max_tries: DEFAULT_MAX_TRIES,
             failover_codes: DEFAULT_FAILOVER_CODES.to_vec(),
+        }
+    }
+}
+
+// ---- [probe], [admin], [drain] ----
+
+pub const DEFAULT_PROBE_ENABLED: bool = false;
+pub const DEFAULT_PROBE_METHOD: &str = "OPTIONS";
+pub const DEFAULT_PROBE_FROM: &str = "sip:sipfront@localhost";
+pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 1000;
+pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 500;
+pub const DEFAULT_PROBE_DOWN_THRESHOLD: u32 = 3;
+pub const DEFAULT_PROBE_UP_THRESHOLD: u32 = 2;
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+pub const DEFAULT_DRAIN_GRACE_MS: u64 = 30_000;
+pub const DEFAULT_DRAIN_QUIET_MS: u64 = 2_000;
+
+/// A reply code a probe accepts as "alive": one code, or a class (`2xx`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyCode {
+    Code(u16),
+    /// The first digit: `2` for `2xx`.
+    Class(u8),
+}
+
+impl ReplyCode {
+    pub fn matches(&self, code: u16) -> bool {
+        match *self {
+            ReplyCode::Code(c) => c == code,
+            ReplyCode::Class(k) => code / 100 == u16::from(k),
+        }
+    }
+}
+
+impl fmt::Display for ReplyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplyCode::Code(c) => write!(f, "{c}"),
+            ReplyCode::Class(k) => write!(f, "{k}xx"),
+        }
+    }
+}
+
+impl FromStr for ReplyCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let b = t.as_bytes();
+        if b.len() == 3 && (b[1..] == *b"xx" || b[1..] == *b"XX") && (b'2'..=b'6').contains(&b[0]) {
+            return Ok(ReplyCode::Class(b[0] - b'0'));
+        }
+        match t.parse::<u16>() {
+            Ok(c) if (200..=699).contains(&c) => Ok(ReplyCode::Code(c)),
+            _ => Err(format!(
+                "{s:?}: expected a final status code 200..=699 or a class like \"2xx\""
+            )),
+        }
+    }
+}
+
+/// `[probe]`: active health probing of every destination (Kamailio's
+/// ds_ping_* and ds_*_threshold parameters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    pub enabled: bool,
+    /// A token; never INVITE, ACK, CANCEL or BYE.
+    pub method: String,
+    /// A sip:/sips: URI for the From header (Kamailio's ds_ping_from).
+    pub from: String,
+    pub interval_ms: u64,
+    /// At most `interval_ms`.
+    pub timeout_ms: u64,
+    /// Consecutive failures that take an active destination out.
+    pub down_threshold: u32,
+    /// Consecutive successes that bring an inactive destination back.
+    pub up_threshold: u32,
+    /// Replies that count as alive; any other reply is a failure.
+    pub reply_codes: Vec<ReplyCode>,
+    /// Local UDP port of the prober's socket; 0 = ephemeral.
+    pub port: u16,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            enabled: DEFAULT_PROBE_ENABLED,
+            method: DEFAULT_PROBE_METHOD.into(),
+            from: DEFAULT_PROBE_FROM.into(),
+            interval_ms: DEFAULT_PROBE_INTERVAL_MS,
+            timeout_ms: DEFAULT_PROBE_TIMEOUT_MS,
+            down_threshold: DEFAULT_PROBE_DOWN_THRESHOLD,
+            up_threshold: DEFAULT_PROBE_UP_THRESHOLD,
+            reply_codes: vec![ReplyCode::Class(2)],
+            port: 0,
+        }
+    }
+}
+
+/// `[admin]`: the HTTP admin API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// None: no admin API.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token every request must carry, if set.
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
+            token: None,
+        }
+    }
+}
+
+/// `[drain]`: graceful shutdown on SIGTERM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainConfig {
+    /// Longest wait before exiting.
+    pub grace_ms: u64,
+    /// Exit early once no transaction is live and no response has been
+    /// relayed for this long.
+    pub quiet_ms: u64,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            grace_ms: DEFAULT_DRAIN_GRACE_MS,
+            quiet_ms: DEFAULT_DRAIN_QUIET_MS,
         }
     }
 }

@@ -37,7 +37,13 @@ pub(crate) fn build(
     let listen_ips: Vec<IpAddr> = server.listen.iter().map(|l| l.addr.ip()).collect();
     let sets = backend_sets(&f.backend_set, ctx, base_dir, resolve, &listen_ips)?;
     let routing = routing(&f, ctx, &sets)?;
+    let probe = probe(&f, ctx)?;
+    let admin = admin(&f, ctx)?;
+    let drain = drain(&f, ctx)?;
     Ok(Config {
+        probe,
+        admin,
+        drain,
         server,
         log,
         proxy,
@@ -350,6 +356,166 @@ fn transaction(f: &FileConfig, ctx: Ctx<'_>) -> Res<TransactionConfig> {
             None => d.max_tries,
         },
         failover_codes,
+    })
+}
+
+// ---- [probe], [admin], [drain] ----
+
+fn probe(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProbeConfig> {
+    let p = &f.probe;
+    let d = ProbeConfig::default();
+    let int = |v: &Option<Val<i64>>, key: &str, lo: i64, hi: i64, what: &str, def: u64| match v {
+        Some(v) => Ok(int_in(ctx, v, key, lo, hi, what)? as u64),
+        None => Ok(def),
+    };
+    let method = match &p.method {
+        Some(v) => parse_val(ctx, v, "probe.method", |m| {
+            if !is_token_str(m.as_bytes()) {
+                return Err(format!("{m:?}: not a SIP method token"));
+            }
+            match Method::from_bytes(m.as_bytes()) {
+                Some(Method::Invite | Method::Ack | Method::Cancel | Method::Bye) => Err(format!(
+                    "{m:?}: a probe must not create or end a dialog (use OPTIONS)"
+                )),
+                _ => Ok(m.to_string()),
+            }
+        })?,
+        None => d.method,
+    };
+    let from = match &p.from {
+        Some(v) => parse_val(ctx, v, "probe.from", |u| {
+            let ok = (u.starts_with("sip:") || u.starts_with("sips:"))
+                && u.len() <= 256
+                && u.bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'));
+            if ok {
+                Ok(u.to_string())
+            } else {
+                Err(format!(
+                    "{u:?}: expected a sip: or sips: URI without spaces or <>"
+                ))
+            }
+        })?,
+        None => d.from,
+    };
+    let interval_ms = int(
+        &p.interval_ms,
+        "probe.interval_ms",
+        100,
+        3_600_000,
+        "milliseconds",
+        d.interval_ms,
+    )?;
+    let timeout_ms = int(
+        &p.timeout_ms,
+        "probe.timeout_ms",
+        10,
+        60_000,
+        "milliseconds",
+        d.timeout_ms,
+    )?;
+    if timeout_ms > interval_ms {
+        let origin = p
+            .timeout_ms
+            .as_ref()
+            .or(p.interval_ms.as_ref())
+            .map(|v| &v.origin);
+        return Err(ctx.err(
+            origin.unwrap_or(&Origin::Default),
+            "probe.timeout_ms",
+            format!("timeout ({timeout_ms} ms) must not exceed the interval ({interval_ms} ms)"),
+        ));
+    }
+    let mut reply_codes = d.reply_codes.clone();
+    if let Some(list) = &p.reply_codes {
+        reply_codes.clear();
+        for c in &list.value {
+            let text = match &c.value {
+                Scalar::Str(s) => s.clone(),
+                Scalar::Int(i) => i.to_string(),
+            };
+            reply_codes.push(
+                text.parse::<ReplyCode>()
+                    .map_err(|r| ctx.err(&c.origin, "probe.reply_codes", r))?,
+            );
+        }
+        if reply_codes.is_empty() {
+            return Err(ctx.err(
+                &list.origin,
+                "probe.reply_codes",
+                "empty: no reply would count as alive",
+            ));
+        }
+    }
+    Ok(ProbeConfig {
+        enabled: p.enabled.as_ref().map_or(d.enabled, |v| v.value),
+        method,
+        from,
+        interval_ms,
+        timeout_ms,
+        down_threshold: int(
+            &p.down_threshold,
+            "probe.down_threshold",
+            1,
+            100,
+            "probes",
+            d.down_threshold.into(),
+        )? as u32,
+        up_threshold: int(
+            &p.up_threshold,
+            "probe.up_threshold",
+            1,
+            100,
+            "probes",
+            d.up_threshold.into(),
+        )? as u32,
+        reply_codes,
+        port: int(&p.port, "probe.port", 0, 65535, "a port", 0)? as u16,
+    })
+}
+
+fn admin(f: &FileConfig, ctx: Ctx<'_>) -> Res<AdminConfig> {
+    let a = &f.admin;
+    let d = AdminConfig::default();
+    let listen = match &a.listen {
+        Some(v) => parse_val(ctx, v, "admin.listen", |s| {
+            let t = s.trim();
+            if t.is_empty() || t.eq_ignore_ascii_case("off") {
+                return Ok(None);
+            }
+            t.parse::<SocketAddr>().map(Some).map_err(|_| {
+                format!("{s:?}: expected IP:PORT (e.g. 127.0.0.1:9090, [::1]:9090) or \"off\"")
+            })
+        })?,
+        None => d.listen,
+    };
+    let token = match &a.token {
+        Some(v) => parse_val(ctx, v, "admin.token", |t| {
+            if t.is_empty() {
+                Ok(None)
+            } else if t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                Err("expected at most 512 visible ASCII characters (no spaces)".to_string())
+            } else {
+                Ok(Some(t.to_string()))
+            }
+        })?,
+        None => d.token,
+    };
+    Ok(AdminConfig { listen, token })
+}
+
+fn drain(f: &FileConfig, ctx: Ctx<'_>) -> Res<DrainConfig> {
+    let r = &f.drain;
+    let d = DrainConfig::default();
+    Ok(DrainConfig {
+        grace_ms: match &r.grace_ms {
+            Some(v) => int_in(ctx, v, "drain.grace_ms", 0, 3_600_000, "milliseconds")? as u64,
+            None => d.grace_ms,
+        },
+        quiet_ms: match &r.quiet_ms {
+            Some(v) => int_in(ctx, v, "drain.quiet_ms", 0, 600_000, "milliseconds")? as u64,
+            None => d.quiet_ms,
+        },
     })
 }
 
