@@ -12,22 +12,34 @@ use crate::sip::Limits;
 use std::str::FromStr;
 
 /// Builds the routing snapshot. Destination ids are unique across sets, so
-/// one health table covers them all.
+/// one health table covers them all; here they are numbered in order.
 pub fn routing(cfg: &Config) -> Result<Routing, String> {
     let mut next = 0u32;
+    routing_with(cfg, &mut |_, _| {
+        next += 1;
+        BackendId(next - 1)
+    })
+}
+
+/// [`routing`] with the ids chosen by `id_of(set, uri)`, so a reload can
+/// keep the id of every destination that is still listed
+/// (`crate::admin::monitor::Monitor::install`).
+pub fn routing_with(
+    cfg: &Config,
+    id_of: &mut dyn FnMut(&str, &str) -> BackendId,
+) -> Result<Routing, String> {
     let mut sets = Vec::with_capacity(cfg.backend_sets.len());
     for s in &cfg.backend_sets {
         let alg = Algorithm::from_str(&s.algorithm).map_err(|e| e.to_string())?;
         let mut dests = Vec::with_capacity(s.destinations.len());
         for d in &s.destinations {
-            let mut dest = Destination::new(BackendId(next), d.uri.clone(), d.addr)
+            let mut dest = Destination::new(id_of(&s.name, &d.uri), d.uri.clone(), d.addr)
                 .with_weight(d.weight)
                 .with_priority(d.priority);
             for (k, v) in &d.attrs {
                 dest = dest.with_attr(k.clone(), v.clone());
             }
             dests.push(dest);
-            next += 1;
         }
         sets.push(BackendSet::new(s.name.clone(), alg, dests).map_err(|e| e.to_string())?);
     }

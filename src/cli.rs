@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 
 pub use crate::config::CliOverrides;
 use crate::config::{load, Location};
@@ -24,7 +24,11 @@ Environment: SIPFRONT_CONFIG, SIPFRONT_WORKERS, SIPFRONT_IO_DRIVER, SIPFRONT_LIS
 SIPFRONT_ALGORITHM, SIPFRONT_MODE, SIPFRONT_RECORD_ROUTE, SIPFRONT_LOG_LEVEL,
 SIPFRONT_LOG_FORMAT, SIPFRONT_MAX_MESSAGE_SIZE.
 An existing Kamailio dispatcher.list can be used as is: list_file in a [[backend_set]].
-Reference: docs/configuration.md";
+Admin: SIPFRONT_ADMIN_LISTEN, SIPFRONT_ADMIN_TOKEN, SIPFRONT_PROBE (on/off),
+SIPFRONT_PROBE_INTERVAL_MS, SIPFRONT_DRAIN_GRACE_MS. SIGHUP reloads the config;
+SIGTERM drains (503 to new calls) and exits within drain.grace_ms.
+`sipfront ctl --help` talks to the admin API.
+Reference: docs/configuration.md, docs/operations.md";
 
 /// sipfront: a thread-per-core SIP load balancer, in place of Kamailio's
 /// dispatcher module.
@@ -107,6 +111,79 @@ pub struct Cli {
     /// Less logging: -q warn, -qq error. Overrides log.level.
     #[arg(short, long, action = ArgAction::Count)]
     pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Talk to a running sipfront's admin API (like kamcmd dispatcher.*).
+    Ctl(CtlArgs),
+}
+
+/// `sipfront ctl`: exit 0 on success, 1 when the API refuses, 2 when it
+/// cannot be reached.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct CtlArgs {
+    /// Admin API address.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SIPFRONT_ADMIN_URL",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    pub admin: String,
+    /// Bearer token (admin.token).
+    #[arg(long, value_name = "TOKEN", env = "SIPFRONT_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum CtlAction {
+    /// List destinations with state, probe results and forwarded counts
+    /// (like `kamcmd dispatcher.list`).
+    Backends,
+    /// Set a destination's state: active, disabled or drain (like
+    /// `kamcmd dispatcher.set_state`).
+    Set {
+        set: String,
+        uri: String,
+        #[arg(value_parser = ["active", "disabled", "drain"])]
+        state: String,
+    },
+    /// Re-read the configuration (like SIGHUP).
+    Reload,
+    /// Counters as JSON.
+    Stats,
+    /// The Prometheus page.
+    Metrics,
+    /// Liveness: exit 0 while every worker runs.
+    Health,
+    /// Readiness: exit 0 unless starting or draining.
+    Ready,
+}
+
+impl CtlAction {
+    pub fn to_action(&self) -> crate::admin::client::Action {
+        use crate::admin::client::Action;
+        match self {
+            CtlAction::Backends => Action::Backends,
+            CtlAction::Set { set, uri, state } => Action::Set {
+                set: set.clone(),
+                uri: uri.clone(),
+                state: state.clone(),
+            },
+            CtlAction::Reload => Action::Reload,
+            CtlAction::Stats => Action::Stats,
+            CtlAction::Metrics => Action::Metrics,
+            CtlAction::Health => Action::Health,
+            CtlAction::Ready => Action::Ready,
+        }
+    }
 }
 
 impl Cli {
@@ -203,6 +280,34 @@ mod tests {
         ] {
             assert!(help.contains(s), "help lacks {s:?}");
         }
+    }
+
+    #[test]
+    fn ctl_subcommand() {
+        let c = parse(&[
+            "sipfront",
+            "ctl",
+            "--admin",
+            "http://127.0.0.1:9999",
+            "set",
+            "pbx",
+            "sip:10.0.0.5:5060",
+            "drain",
+        ]);
+        let Some(Command::Ctl(a)) = c.command else {
+            panic!("no ctl")
+        };
+        assert_eq!(a.admin, "http://127.0.0.1:9999");
+        assert_eq!(
+            a.action,
+            CtlAction::Set {
+                set: "pbx".into(),
+                uri: "sip:10.0.0.5:5060".into(),
+                state: "drain".into()
+            }
+        );
+        assert!(Cli::try_parse_from(["sipfront", "ctl", "set", "a", "b", "up"]).is_err());
+        assert!(parse(&["sipfront"]).command.is_none());
     }
 
     #[test]

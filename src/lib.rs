@@ -3,6 +3,7 @@
 //! The library holds the sans-I/O protocol cores; the binary wires them to
 //! sockets. See `docs/architecture.md` for the map.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -1,10 +1,14 @@
 //! The `sipfront` binary: flags and config, logging, the workers, signals.
 
 use clap::Parser;
-use sipfront::cli::{check_config, Cli};
+use sipfront::admin::{self, monitor::Monitor};
+use sipfront::cli::{check_config, Cli, Command};
 use sipfront::{app, config, runtime};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn init_logging(format: config::LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
@@ -18,25 +22,101 @@ fn init_logging(format: config::LogFormat, level: &str) {
     }
 }
 
-/// Blocks SIGINT/SIGTERM/SIGHUP in this thread (and so in every thread it
-/// starts) and returns the next one that arrives.
-fn wait_signal() -> i32 {
-    runtime::block_signals();
-    // SAFETY: sigwait on a set built here.
+/// The signal set the main thread waits for.
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is filled by sigemptyset.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             libc::sigaddset(&mut set, s);
         }
-        let mut sig = 0;
-        libc::sigwait(&set, &mut sig);
-        sig
+        set
+    }
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP in this thread (and so in every thread it
+/// starts) and returns the next one that arrives.
+fn wait_signal() -> i32 {
+    runtime::block_signals();
+    let set = signal_set();
+    let mut sig = 0;
+    // SAFETY: sigwait on a set built here.
+    unsafe { libc::sigwait(&set, &mut sig) };
+    sig
+}
+
+/// The next signal within `d`, if any.
+fn wait_signal_for(d: Duration) -> Option<i32> {
+    let set = signal_set();
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: sigtimedwait on a set built here; no siginfo wanted.
+    let s = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    (s > 0).then_some(s)
+}
+
+/// Graceful drain (docs/operations.md): new dialogs get 503, readiness
+/// is false; returns once no transaction is live and no response has
+/// been relayed for `quiet_ms`, when `grace_ms` is over, or at a second
+/// SIGTERM/SIGINT. SIGHUP still reloads.
+fn drain(rt: &runtime::Runtime, control: &admin::Control) {
+    let d = control.drain_config();
+    rt.start_drain();
+    let started = Instant::now();
+    let grace = Duration::from_millis(d.grace_ms);
+    let quiet = Duration::from_millis(d.quiet_ms);
+    tracing::info!(
+        grace_ms = d.grace_ms,
+        quiet_ms = d.quiet_ms,
+        "draining: new dialogs get 503, in-flight transactions and dialogs go on"
+    );
+    let mut last = rt.stats();
+    let mut last_activity = Instant::now();
+    loop {
+        match wait_signal_for(Duration::from_millis(50)) {
+            Some(libc::SIGHUP) => {
+                let _ = control.reload("SIGHUP");
+            }
+            Some(sig) => {
+                tracing::warn!(signal = sig, "second stop signal: exiting now");
+                return;
+            }
+            None => {}
+        }
+        let s = rt.stats();
+        if s.transactions_current > 0
+            || s.responses_forwarded != last.responses_forwarded
+            || s.requests_forwarded != last.requests_forwarded
+        {
+            last_activity = Instant::now();
+        }
+        last = s;
+        if last.transactions_current == 0 && last_activity.elapsed() >= quiet {
+            tracing::info!(
+                after_ms = started.elapsed().as_millis() as u64,
+                "drained: nothing in flight"
+            );
+            return;
+        }
+        if started.elapsed() >= grace {
+            tracing::warn!(
+                transactions = last.transactions_current,
+                "drain grace time over: stopping with work in flight"
+            );
+            return;
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Ctl(c)) = &cli.command {
+        let code = admin::client::run(&c.admin, c.token.as_deref(), &c.action.to_action());
+        return ExitCode::from(code as u8);
+    }
     let env = config::process_env;
     if cli.check_config {
         let code = check_config(&cli, &env, &mut std::io::stdout(), &mut std::io::stderr());
@@ -50,8 +130,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cfg.log.format, &cfg.log.level);
-    let routing = match app::routing(&cfg) {
-        Ok(r) => r,
+    let n_dest: usize = cfg.backend_sets.iter().map(|s| s.destinations.len()).sum();
+    let monitor = Arc::new(Monitor::new(n_dest, cfg.probe.clone()));
+    let routing = match monitor.install(&cfg, app::routing_with) {
+        Ok((r, _)) => r,
         Err(e) => {
             eprintln!("sipfront: {e}");
             return ExitCode::from(1);
@@ -65,32 +147,76 @@ fn main() -> ExitCode {
             "backend set"
         );
     }
-    let health = Arc::new(app::health(&routing));
-    // Signals go to this thread only: block them before any worker starts.
+    let health = monitor.table();
+    // Signals go to this thread only: block them before any thread starts.
     runtime::block_signals();
-    let rt = match runtime::start(
-        &app::runtime_config(&cfg),
-        app::proxy_config(&cfg),
-        routing,
-        health,
-    ) {
+    let rt_cfg = app::runtime_config(&cfg);
+    let rt = match runtime::start(&rt_cfg, app::proxy_config(&cfg), routing, health) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sipfront: cannot start: {e}");
             return ExitCode::from(1);
         }
     };
+    let control = Arc::new(admin::Control::new(
+        cfg.clone(),
+        admin::ConfigSource {
+            path: cfg.source.clone(),
+            overrides: cli.overrides(),
+            env,
+        },
+        Arc::clone(&monitor),
+        Arc::clone(&rt.routing),
+        rt.observer(),
+        Arc::clone(&rt.drain),
+        rt.driver.as_str(),
+    ));
+    let stop_probe = Arc::new(AtomicBool::new(false));
+    let probe_ip = rt_cfg
+        .listens
+        .first()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let prober = match admin::prober::spawn(
+        Arc::clone(&monitor),
+        SocketAddr::new(probe_ip, cfg.probe.port),
+        Arc::clone(&stop_probe),
+    ) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!("sipfront: cannot start the prober: {e}");
+            let _ = rt.stop();
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(listen) = cfg.admin.listen {
+        if let Err(e) = admin::serve(listen, Arc::clone(&control)) {
+            eprintln!("sipfront: cannot start the admin API on {listen}: {e}");
+            let _ = rt.stop();
+            return ExitCode::from(1);
+        }
+    }
+    control.ready.store(true, Ordering::Relaxed);
     tracing::info!(driver = rt.driver.as_str(), "sipfront running");
     loop {
         match wait_signal() {
             libc::SIGHUP => {
-                tracing::warn!("SIGHUP: configuration reload is not available yet; ignoring")
+                let _ = control.reload("SIGHUP");
+            }
+            libc::SIGTERM => {
+                tracing::info!("SIGTERM: draining");
+                control.ready.store(false, Ordering::Relaxed);
+                drain(&rt, &control);
+                break;
             }
             sig => {
                 tracing::info!(signal = sig, "stopping");
                 break;
             }
         }
+    }
+    stop_probe.store(true, Ordering::Relaxed);
+    if let Some(h) = prober {
+        let _ = h.join();
     }
     let stats = rt.stop();
     tracing::info!("final counters:\n{}", stats.summary());

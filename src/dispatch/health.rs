@@ -41,6 +41,12 @@ impl<T: Health + ?Sized> Health for &T {
         (**self).is_active(id)
     }
     #[inline]
+    /// Ids are stable across reloads for a destination still listed (same
+    /// set and URI), so a transaction started before a reload reports into
+    /// the right slot. An id of a destination that was removed may later be
+    /// handed to a new one (only when the fresh ids run out); a late report
+    /// then adds one failure to the newcomer, which the down threshold
+    /// absorbs. Out-of-range ids are ignored.
     fn report(&self, id: BackendId, signal: Passive) {
         (**self).report(id, signal)
     }
@@ -209,6 +215,31 @@ impl HealthTable {
         Some(prev & b == 0)
     }
 
+    /// Forgets the passive failures of `id` (it was brought back).
+    pub fn clear_failures(&self, id: BackendId) {
+        if let Some(f) = self.failures.get(id.0 as usize) {
+            f.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Returns `id` to the default state: active, not suspended, no
+    /// failures (an id handed to a new destination on reload).
+    pub fn reset(&self, id: BackendId) {
+        self.set_active(id, true);
+        self.clear_failures(id);
+        if let Some(s) = self.suspended.get(id.0 as usize) {
+            s.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a Retry-After suspension of `id` is running.
+    pub fn is_suspended(&self, id: BackendId) -> bool {
+        self.suspended.get(id.0 as usize).is_some_and(|s| {
+            let until = s.load(Ordering::Relaxed);
+            until != 0 && self.now_ms() < until
+        })
+    }
+
     /// The ids currently inactive, ascending.
     pub fn inactive(&self) -> impl Iterator<Item = BackendId> + '_ {
         (0..self.capacity)
@@ -312,6 +343,22 @@ mod tests {
         assert_eq!(t.failures(BackendId(2)), 0);
         // Out of range: ignored.
         t.report(BackendId(99), Passive::Timeout);
+    }
+
+    #[test]
+    fn reset_clears_every_kind_of_state() {
+        let t = HealthTable::new(4);
+        t.set_active(BackendId(1), false);
+        t.report(BackendId(1), Passive::RetryAfter(Duration::from_secs(60)));
+        assert!(t.is_suspended(BackendId(1)));
+        t.reset(BackendId(1));
+        assert!(t.is_active(BackendId(1)));
+        assert!(!t.is_suspended(BackendId(1)));
+        assert_eq!(t.failures(BackendId(1)), 0);
+        t.report(BackendId(2), Passive::Timeout);
+        t.clear_failures(BackendId(2));
+        assert_eq!(t.failures(BackendId(2)), 0);
+        t.reset(BackendId(400));
     }
 
     #[test]

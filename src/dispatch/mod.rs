@@ -14,6 +14,7 @@
 //! | [`set`] | [`BackendId`], [`Destination`], [`BackendSet`] and its validation |
 //! | [`hash`] | the stable hash, the key each hash algorithm uses, rendezvous scores |
 //! | [`health`] | the [`Health`] trait, [`AllActive`], [`InactiveSet`], [`HealthTable`] |
+//! | [`probe`] | the per-destination health state machine (thresholds, admin states) |
 //! | [`select`] | [`SelectInput`], the per-worker [`Selector`] |
 //! | [`rules`] | routing rules: request → set index |
 //!
@@ -23,6 +24,7 @@
 pub mod algorithm;
 pub mod hash;
 pub mod health;
+pub mod probe;
 pub mod rules;
 pub mod select;
 pub mod set;

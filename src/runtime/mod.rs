@@ -16,7 +16,7 @@ use crate::proxy::{identity::Identity, stats::Stats, Proxy, ProxyConfig, Routing
 use arc_swap::ArcSwap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -140,10 +140,15 @@ pub struct WorkerSetup {
     last_publish: Instant,
 }
 
+/// How often a worker publishes its counters for `/metrics`, `/stats` and
+/// the drain logic (a copy of `Stats`, a few KiB).
+pub const STATS_PUBLISH_PERIOD: Duration = Duration::from_millis(250);
+
 impl WorkerSetup {
-    /// Publishes a copy of the counters, at most once a second.
+    /// Publishes a copy of the counters, at most every
+    /// [`STATS_PUBLISH_PERIOD`].
     pub fn publish_stats(&mut self) {
-        if self.last_publish.elapsed() >= Duration::from_secs(1) {
+        if self.last_publish.elapsed() >= STATS_PUBLISH_PERIOD {
             self.last_publish = Instant::now();
             if let Ok(mut s) = self.stats_out.lock() {
                 s.clone_from(&self.proxy.stats);
@@ -164,9 +169,53 @@ pub struct Runtime {
     pub identity: Arc<Identity>,
     pub routing: Arc<ArcSwap<Routing>>,
     pub health: Arc<HealthTable>,
+    /// Set on SIGTERM: every worker's proxy answers new dialogs 503
+    /// (`Proxy::set_drain_flag`).
+    pub drain: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
     handles: Vec<JoinHandle<io::Result<Stats>>>,
     stats: Vec<Arc<Mutex<Stats>>>,
+    alive: Arc<AtomicUsize>,
+}
+
+/// A cloneable, thread-safe view of the running workers for the admin
+/// thread: their published counters and whether they all still run.
+#[derive(Clone)]
+pub struct Observer {
+    stats: Vec<Arc<Mutex<Stats>>>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Observer {
+    /// The workers' counters as last published (at most
+    /// [`STATS_PUBLISH_PERIOD`] old).
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for s in &self.stats {
+            if let Ok(s) = s.lock() {
+                total.merge(&s);
+            }
+        }
+        total
+    }
+
+    /// True while every worker thread runs.
+    pub fn healthy(&self) -> bool {
+        self.alive.load(Ordering::Relaxed) == self.stats.len()
+    }
+
+    pub fn workers(&self) -> usize {
+        self.stats.len()
+    }
+}
+
+/// Counts a worker thread out when it ends, however it ends.
+struct AliveGuard(Arc<AtomicUsize>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Binds every socket and starts the workers.
@@ -254,6 +303,8 @@ pub fn start(
 
     let routing = Arc::new(ArcSwap::from_pointee(routing));
     let shutdown = Arc::new(AtomicBool::new(false));
+    let drain = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(n);
     let mut stats = Vec::with_capacity(n);
     // Each driver gets its own kind of mesh; only that one is built.
@@ -282,20 +333,25 @@ pub fn start(
         socks.push((esock, Socket::Egress));
         let out = Arc::new(Mutex::new(Stats::default()));
         stats.push(Arc::clone(&out));
+        let mut proxy = Proxy::new(proxy_cfg.clone(), Arc::clone(&identity), w as u8);
+        proxy.set_drain_flag(Arc::clone(&drain));
         let setup = WorkerSetup {
             id: w,
             cpu: cpus.get(w % cpus.len().max(1)).copied().unwrap_or(w),
             sockets: socks,
-            proxy: Proxy::new(proxy_cfg.clone(), Arc::clone(&identity), w as u8),
+            proxy,
             routing: Arc::clone(&routing),
             health: Arc::clone(&health),
             shutdown: Arc::clone(&shutdown),
             stats_out: out,
             last_publish: Instant::now(),
         };
+        alive.fetch_add(1, Ordering::Relaxed);
+        let guard = AliveGuard(Arc::clone(&alive));
         let h = std::thread::Builder::new()
             .name(format!("sipfront-w{w}"))
             .spawn(move || {
+                let _alive = guard;
                 block_signals();
                 match worker_mesh {
                     WorkerMesh::Uring(end) => uring::run_worker(setup, end),
@@ -309,9 +365,11 @@ pub fn start(
         identity,
         routing,
         health,
+        drain,
         shutdown,
         handles,
         stats,
+        alive,
     })
 }
 
@@ -329,15 +387,24 @@ pub fn block_signals() {
 }
 
 impl Runtime {
-    /// The workers' counters as last published (at most a second old).
+    /// The workers' counters as last published (at most
+    /// [`STATS_PUBLISH_PERIOD`] old).
     pub fn stats(&self) -> Stats {
-        let mut total = Stats::default();
-        for s in &self.stats {
-            if let Ok(s) = s.lock() {
-                total.merge(&s);
-            }
+        self.observer().stats()
+    }
+
+    /// A view of the workers for another thread (the admin API).
+    pub fn observer(&self) -> Observer {
+        Observer {
+            stats: self.stats.clone(),
+            alive: Arc::clone(&self.alive),
         }
-        total
+    }
+
+    /// Starts draining: new dialogs get 503 with Retry-After, everything
+    /// in flight or in a dialog goes on.
+    pub fn start_drain(&self) {
+        self.drain.store(true, Ordering::Relaxed);
     }
 
     /// Tells the workers to stop and waits for them; returns the final counters.
