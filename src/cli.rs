@@ -136,7 +136,12 @@ pub struct CtlArgs {
     )]
     pub admin: String,
     /// Bearer token (admin.token).
-    #[arg(long, value_name = "TOKEN", env = "SIPFRONT_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SIPFRONT_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     #[command(subcommand)]
     pub action: CtlAction,

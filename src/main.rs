@@ -87,10 +87,10 @@ fn drain(rt: &runtime::Runtime, control: &admin::Control) {
             None => {}
         }
         let s = rt.stats();
-        if s.transactions_current > 0
-            || s.responses_forwarded != last.responses_forwarded
-            || s.requests_forwarded != last.requests_forwarded
-        {
+        // Responses relayed show live calls (in-dialog BYEs and their
+        // answers). Requests alone do not: the ACKs of the 503s that drain
+        // sends are forwarded too.
+        if s.transactions_current > 0 || s.responses_forwarded != last.responses_forwarded {
             last_activity = Instant::now();
         }
         last = s;

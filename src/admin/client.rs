@@ -144,10 +144,14 @@ mod tests {
         };
         let (m, p, b) = a.request();
         assert_eq!(m, "POST");
-        assert_eq!(p, "/backends/pbx/sip%3A10.0.0.5%3A5060%3Btransport%3Dudp/state");
+        assert_eq!(
+            p,
+            "/backends/pbx/sip%3A10.0.0.5%3A5060%3Btransport%3Dudp/state"
+        );
         assert_eq!(b, "drain");
         assert_eq!(
-            crate::admin::http::percent_decode("sip%3A10.0.0.5%3A5060%3Btransport%3Dudp").as_deref(),
+            crate::admin::http::percent_decode("sip%3A10.0.0.5%3A5060%3Btransport%3Dudp")
+                .as_deref(),
             Some("sip:10.0.0.5:5060;transport=udp")
         );
     }

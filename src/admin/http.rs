@@ -108,7 +108,10 @@ pub fn parse_head(head: &[u8]) -> Result<(String, String, Vec<(String, String)>)
         let (n, v) = l
             .split_once(':')
             .ok_or_else(|| bad(400, "malformed header line"))?;
-        if n.is_empty() || n.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if n.is_empty()
+            || n.bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(bad(400, "malformed header name"));
         }
         if headers.len() >= 100 {
@@ -146,7 +149,10 @@ pub fn read_request(r: &mut impl Read) -> Result<Request, HttpError> {
         body: Vec::new(),
     };
     if req.header("transfer-encoding").is_some() {
-        return Err(bad(411, "chunked bodies are not supported; send Content-Length"));
+        return Err(bad(
+            411,
+            "chunked bodies are not supported; send Content-Length",
+        ));
     }
     let len = match req.header("content-length") {
         None => 0,
@@ -252,7 +258,8 @@ pub fn authorized(req: &Request, token: Option<&str>) -> bool {
     let Some((scheme, given)) = v.split_once(' ') else {
         return false;
     };
-    scheme.eq_ignore_ascii_case("bearer") && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+    scheme.eq_ignore_ascii_case("bearer")
+        && constant_time_eq(given.trim().as_bytes(), token.as_bytes())
 }
 
 /// Escapes a string for a JSON string literal.
@@ -324,7 +331,12 @@ mod tests {
         ];
         for (input, status) in cases {
             let e = read(input).unwrap_err();
-            assert_eq!(e.status, *status, "{:?}: {e:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                e.status,
+                *status,
+                "{:?}: {e:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD + 10));
@@ -337,7 +349,8 @@ mod tests {
         assert!(!authorized(&r, Some("s3cret")));
         r.headers.clear();
         assert!(!authorized(&r, Some("s3cret")));
-        r.headers.push(("authorization".into(), "bearer s3cret".into()));
+        r.headers
+            .push(("authorization".into(), "bearer s3cret".into()));
         assert!(authorized(&r, Some("s3cret")));
         assert!(constant_time_eq(b"", b""));
         assert!(!constant_time_eq(b"a", b""));

@@ -31,8 +31,21 @@ pub struct Extra {
 
 /// Method names in `Method as usize` order (the `Stats::per_method` index).
 const METHOD_NAMES: [&str; METHODS] = [
-    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
-    "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE", "other",
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "INFO",
+    "REFER",
+    "MESSAGE",
+    "UPDATE",
+    "other",
 ];
 
 /// Escapes a label value (backslash, double quote, newline).
@@ -72,7 +85,11 @@ fn backend_labels(b: &BackendView) -> String {
 /// Renders the whole page.
 pub fn render(s: &Stats, x: &Extra) -> String {
     let mut o = Out(String::with_capacity(16 * 1024));
-    o.head("sipfront_info", "gauge", "Build and runtime facts; always 1.");
+    o.head(
+        "sipfront_info",
+        "gauge",
+        "Build and runtime facts; always 1.",
+    );
     o.line(
         "sipfront_info",
         &format!(
@@ -104,20 +121,76 @@ pub fn render(s: &Stats, x: &Extra) -> String {
     );
 
     for (name, help, v) in [
-        ("sipfront_datagrams_received_total", "Datagrams received on every socket.", s.datagrams_in),
-        ("sipfront_requests_received_total", "SIP requests received.", s.requests_in),
-        ("sipfront_responses_received_total", "SIP responses received.", s.responses_in),
-        ("sipfront_requests_forwarded_all_total", "SIP requests forwarded, all destinations.", s.requests_forwarded),
-        ("sipfront_responses_forwarded_total", "SIP responses relayed.", s.responses_forwarded),
-        ("sipfront_handovers_out_total", "Datagrams handed to another worker.", s.handovers_out),
-        ("sipfront_handovers_in_total", "Datagrams taken over from another worker.", s.handovers_in),
-        ("sipfront_transactions_total", "Transactions created (stateful mode).", s.transactions_total),
-        ("sipfront_transactions_refused_total", "New requests refused with 503 because the transaction table was full.", s.transactions_refused),
-        ("sipfront_retransmissions_absorbed_total", "Retransmitted requests absorbed instead of forwarded.", s.retransmissions_absorbed),
-        ("sipfront_retransmissions_sent_total", "Requests and responses retransmitted by sipfront's timers.", s.retransmissions_sent),
-        ("sipfront_failovers_total", "Requests sent on to the next destination after a timeout or a failover code.", s.failovers),
-        ("sipfront_timeouts_total", "Client transactions that timed out without a final response.", s.timeouts),
-        ("sipfront_cancels_total", "CANCELs matched to a pending INVITE.", s.cancels),
+        (
+            "sipfront_datagrams_received_total",
+            "Datagrams received on every socket.",
+            s.datagrams_in,
+        ),
+        (
+            "sipfront_requests_received_total",
+            "SIP requests received.",
+            s.requests_in,
+        ),
+        (
+            "sipfront_responses_received_total",
+            "SIP responses received.",
+            s.responses_in,
+        ),
+        (
+            "sipfront_requests_forwarded_all_total",
+            "SIP requests forwarded, all destinations.",
+            s.requests_forwarded,
+        ),
+        (
+            "sipfront_responses_forwarded_total",
+            "SIP responses relayed.",
+            s.responses_forwarded,
+        ),
+        (
+            "sipfront_handovers_out_total",
+            "Datagrams handed to another worker.",
+            s.handovers_out,
+        ),
+        (
+            "sipfront_handovers_in_total",
+            "Datagrams taken over from another worker.",
+            s.handovers_in,
+        ),
+        (
+            "sipfront_transactions_total",
+            "Transactions created (stateful mode).",
+            s.transactions_total,
+        ),
+        (
+            "sipfront_transactions_refused_total",
+            "New requests refused with 503 because the transaction table was full.",
+            s.transactions_refused,
+        ),
+        (
+            "sipfront_retransmissions_absorbed_total",
+            "Retransmitted requests absorbed instead of forwarded.",
+            s.retransmissions_absorbed,
+        ),
+        (
+            "sipfront_retransmissions_sent_total",
+            "Requests and responses retransmitted by sipfront's timers.",
+            s.retransmissions_sent,
+        ),
+        (
+            "sipfront_failovers_total",
+            "Requests sent on to the next destination after a timeout or a failover code.",
+            s.failovers,
+        ),
+        (
+            "sipfront_timeouts_total",
+            "Client transactions that timed out without a final response.",
+            s.timeouts,
+        ),
+        (
+            "sipfront_cancels_total",
+            "CANCELs matched to a pending INVITE.",
+            s.cancels,
+        ),
     ] {
         o.one(name, "counter", help, v);
     }
@@ -148,7 +221,11 @@ pub fn render(s: &Stats, x: &Extra) -> String {
         "Datagrams dropped without an answer, by reason.",
     );
     for r in DropReason::ALL {
-        o.line("sipfront_drops_total", &format!("reason=\"{}\"", r.as_str()), s.dropped(r));
+        o.line(
+            "sipfront_drops_total",
+            &format!("reason=\"{}\"", r.as_str()),
+            s.dropped(r),
+        );
     }
 
     o.head(
@@ -208,7 +285,11 @@ pub fn render(s: &Stats, x: &Extra) -> String {
         "Consecutive failures live traffic reported for the destination.",
     );
     for b in &x.backends {
-        o.line("sipfront_backend_passive_failures", &backend_labels(b), b.failures);
+        o.line(
+            "sipfront_backend_passive_failures",
+            &backend_labels(b),
+            b.failures,
+        );
     }
 
     o.head(
@@ -239,9 +320,17 @@ pub fn render(s: &Stats, x: &Extra) -> String {
         );
     }
 
-    o.head("sipfront_reloads_total", "counter", "Configuration reloads, by result.");
+    o.head(
+        "sipfront_reloads_total",
+        "counter",
+        "Configuration reloads, by result.",
+    );
     o.line("sipfront_reloads_total", "result=\"ok\"", x.reloads_ok);
-    o.line("sipfront_reloads_total", "result=\"failed\"", x.reloads_failed);
+    o.line(
+        "sipfront_reloads_total",
+        "result=\"failed\"",
+        x.reloads_failed,
+    );
     o.one(
         "sipfront_last_reload_time_seconds",
         "gauge",
@@ -265,7 +354,11 @@ pub fn render(s: &Stats, x: &Extra) -> String {
             cum += hist.buckets.get(i).copied().unwrap_or(0);
             o.line(&format!("{h}_bucket"), &format!("{l},le=\"{bound}\""), cum);
         }
-        o.line(&format!("{h}_bucket"), &format!("{l},le=\"+Inf\""), hist.count);
+        o.line(
+            &format!("{h}_bucket"),
+            &format!("{l},le=\"+Inf\""),
+            hist.count,
+        );
         o.line(&format!("{h}_sum"), &l, hist.sum_us as f64 / 1e6);
         o.line(&format!("{h}_count"), &l, hist.count);
     }
@@ -287,7 +380,10 @@ mod tests {
     #[test]
     fn method_names_follow_the_enum() {
         for (i, n) in METHOD_NAMES.iter().enumerate().take(METHODS - 1) {
-            assert_eq!(Method::from_bytes(n.as_bytes()).map(|m| m as usize), Some(i));
+            assert_eq!(
+                Method::from_bytes(n.as_bytes()).map(|m| m as usize),
+                Some(i)
+            );
         }
     }
 

@@ -66,12 +66,7 @@ pub struct ReloadReport {
 
 impl ReloadReport {
     pub fn to_json(&self) -> String {
-        let list = |v: &[String]| {
-            v.iter()
-                .map(|s| json_str(s))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let list = |v: &[String]| v.iter().map(|s| json_str(s)).collect::<Vec<_>>().join(",");
         let nr: Vec<String> = self.needs_restart.iter().map(|s| json_str(s)).collect();
         format!(
             "{{\"ok\":true,\"kept\":{},\"added\":[{}],\"removed\":[{}],\"needs_restart\":[{}]}}",
@@ -208,7 +203,8 @@ impl Control {
 
     fn try_reload(&self) -> Result<ReloadReport, String> {
         let s = &self.source;
-        let cfg = config::load(s.path.as_deref(), &s.overrides, &s.env).map_err(|e| e.to_string())?;
+        let cfg =
+            config::load(s.path.as_deref(), &s.overrides, &s.env).map_err(|e| e.to_string())?;
         let needs_restart = restart_only(&self.started, &cfg);
         let (routing, summary) = self.monitor.install(&cfg, app::routing_with)?;
         self.routing.store(Arc::new(routing));
@@ -331,10 +327,9 @@ impl Control {
                     st
                 ),
             ),
-            Err(SetStateError::NotFound) => Response::text(
-                404,
-                format!("no destination {uri:?} in set {set:?}\n"),
-            ),
+            Err(SetStateError::NotFound) => {
+                Response::text(404, format!("no destination {uri:?} in set {set:?}\n"))
+            }
         }
     }
 
@@ -432,7 +427,10 @@ pub fn stats_json(s: &Stats) -> String {
 
 /// Starts the admin API on `listen`: an accept thread, and a short-lived
 /// thread per connection (at most [`MAX_CONNECTIONS`] at once).
-pub fn serve(listen: SocketAddr, control: Arc<Control>) -> io::Result<(SocketAddr, JoinHandle<()>)> {
+pub fn serve(
+    listen: SocketAddr,
+    control: Arc<Control>,
+) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let l = TcpListener::bind(listen)?;
     let addr = l.local_addr()?;
     tracing::info!(admin = %format!("http://{addr}"), "admin API listening");
@@ -490,7 +488,10 @@ mod tests {
     #[test]
     fn state_bodies() {
         assert_eq!(state_word("drain\n").as_deref(), Some("drain"));
-        assert_eq!(state_word("{\"state\": \"Disabled\"}").as_deref(), Some("disabled"));
+        assert_eq!(
+            state_word("{\"state\": \"Disabled\"}").as_deref(),
+            Some("disabled")
+        );
         assert_eq!(state_word("{\"state\":1}"), None);
         assert_eq!(state_word("{\"x\":\"y\"}"), None);
         assert_eq!(state_word("  "), None);

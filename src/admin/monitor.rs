@@ -199,7 +199,10 @@ impl Monitor {
             .flat_map(|s| s.destinations().iter().map(|d| (d.id, d.addr)))
             .collect();
         for (key, id) in wanted {
-            let addr = addrs.get(&id).copied().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let addr = addrs
+                .get(&id)
+                .copied()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
             let i = id.0 as usize;
             if g.entries.len() <= i {
                 g.entries.resize(i + 1, None);
@@ -397,7 +400,10 @@ mod tests {
         assert_eq!(id_of(&m, "sip:127.0.0.1:5080"), BackendId(1));
         assert_eq!(r.sets[0].destinations()[1].id, BackendId(1));
         assert!(!m.is_active(BackendId(1)));
-        let new_ids = [id_of(&m, "sip:127.0.0.1:5090"), id_of(&m, "sip:127.0.0.1:5100")];
+        let new_ids = [
+            id_of(&m, "sip:127.0.0.1:5090"),
+            id_of(&m, "sip:127.0.0.1:5100"),
+        ];
         assert_eq!(new_ids, [BackendId(2), BackendId(3)]);
         assert!(m.is_active(BackendId(2)));
         let states: Vec<State> = m.backends().iter().map(|b| b.state).collect();

@@ -262,7 +262,14 @@ mod tests {
         assert_eq!(parse_reply(reply.as_bytes()), Some((b.clone(), 200)));
         // A request is not a reply.
         assert_eq!(parse_reply(req.as_bytes()), None);
-        let v6 = build_request(&s, "sip:[::1]:5070", "[::1]:5999".parse().unwrap(), &b, 1, "t");
+        let v6 = build_request(
+            &s,
+            "sip:[::1]:5070",
+            "[::1]:5999".parse().unwrap(),
+            &b,
+            1,
+            "t",
+        );
         assert!(v6.contains("Via: SIP/2.0/UDP [::1]:5999;"));
     }
 

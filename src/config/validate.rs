@@ -412,7 +412,8 @@ fn probe(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProbeConfig> {
         10,
         60_000,
         "milliseconds",
-        d.timeout_ms,
+        // Unset, the timeout follows a short interval down.
+        d.timeout_ms.min(interval_ms),
     )?;
     if timeout_ms > interval_ms {
         let origin = p

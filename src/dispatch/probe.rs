@@ -38,7 +38,12 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 4] = [State::Active, State::Inactive, State::Disabled, State::Drain];
+    pub const ALL: [State; 4] = [
+        State::Active,
+        State::Inactive,
+        State::Disabled,
+        State::Drain,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -193,7 +198,9 @@ impl DestHealth {
         if self.up && failures >= t.down {
             return self.change(
                 false,
-                format!("{failures} consecutive failures on live traffic (timeouts or failover codes)"),
+                format!(
+                    "{failures} consecutive failures on live traffic (timeouts or failover codes)"
+                ),
             );
         }
         None
@@ -234,7 +241,9 @@ mod tests {
         let mut h = DestHealth::new();
         assert_eq!(h.probe(Outcome::Timeout, T), None);
         assert_eq!(h.probe(Outcome::Rejected(500), T), None);
-        let t = h.probe(Outcome::Timeout, T).expect("down at the third failure");
+        let t = h
+            .probe(Outcome::Timeout, T)
+            .expect("down at the third failure");
         assert_eq!((t.from, t.to), (State::Active, State::Inactive));
         assert!(t.reason.contains("3 failed probes"), "{}", t.reason);
         assert!(!h.selectable());
