@@ -1157,3 +1157,155 @@ fn transaction_failover_codes_must_be_final_non_2xx() {
     assert_eq!(cfg.transaction.failover_codes, [486]);
     assert_eq!(cfg.transaction.max_tries, 2);
 }
+
+const ONE_SET: &str =
+    "[[backend_set]]\nname = \"a\"\n[[backend_set.destination]]\nuri = \"sip:10.0.0.5\"\n";
+
+#[test]
+fn probe_admin_drain_defaults_and_values() {
+    let cfg = load_text(ONE_SET).unwrap();
+    assert_eq!(cfg.probe, ProbeConfig::default());
+    assert!(!cfg.probe.enabled);
+    assert_eq!(cfg.admin.listen, Some("127.0.0.1:9090".parse().unwrap()));
+    assert_eq!(cfg.drain, DrainConfig::default());
+    // The example file spells out these defaults.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("sipfront.example.toml");
+    let ex = load(Some(&example), &CliOverrides::default(), &|_| None).unwrap();
+    assert_eq!(ex.probe, ProbeConfig::default());
+    assert_eq!(ex.admin, AdminConfig::default());
+    assert_eq!(ex.drain, DrainConfig::default());
+    let text = format!(
+        "[probe]\nenabled = true\nmethod = \"INFO\"\nfrom = \"sip:lb@example.com\"\ninterval_ms = 2000\n\
+         timeout_ms = 1500\ndown_threshold = 1\nup_threshold = 5\nreply_codes = [\"2xx\", 404, \"488\"]\nport = 5999\n\
+         [admin]\nlisten = \"off\"\ntoken = \"t0k\"\n[drain]\ngrace_ms = 0\nquiet_ms = 100\n{ONE_SET}"
+    );
+    let cfg = load_text(&text).unwrap();
+    let p = &cfg.probe;
+    assert!(p.enabled);
+    assert_eq!(
+        (p.method.as_str(), p.from.as_str()),
+        ("INFO", "sip:lb@example.com")
+    );
+    assert_eq!(
+        (
+            p.interval_ms,
+            p.timeout_ms,
+            p.down_threshold,
+            p.up_threshold
+        ),
+        (2000, 1500, 1, 5)
+    );
+    assert_eq!(
+        p.reply_codes,
+        [
+            ReplyCode::Class(2),
+            ReplyCode::Code(404),
+            ReplyCode::Code(488)
+        ]
+    );
+    assert!(p.reply_codes[0].matches(202) && !p.reply_codes[0].matches(302));
+    assert_eq!(p.port, 5999);
+    assert_eq!(cfg.admin.listen, None);
+    assert_eq!(cfg.admin.token.as_deref(), Some("t0k"));
+    assert_eq!((cfg.drain.grace_ms, cfg.drain.quiet_ms), (0, 100));
+    assert!(cfg.summary().contains("probe: INFO every 2000 ms"));
+    // A short interval pulls the default timeout down with it.
+    let cfg = load_text(&format!("[probe]\ninterval_ms = 200\n{ONE_SET}")).unwrap();
+    assert_eq!(cfg.probe.timeout_ms, 200);
+}
+
+#[test]
+fn probe_admin_drain_errors() {
+    assert_err(
+        &format!("[probe]\ninterval_ms = 1000\ntimeout_ms = 2000\n{ONE_SET}"),
+        3,
+        14,
+        "probe.timeout_ms",
+        "timeout (2000 ms) must not exceed the interval (1000 ms)",
+    );
+    assert_err(
+        &format!("[probe]\nmethod = \"INVITE\"\n{ONE_SET}"),
+        2,
+        10,
+        "probe.method",
+        "\"INVITE\": a probe must not create or end a dialog (use OPTIONS)",
+    );
+    assert_err(
+        &format!("[probe]\nreply_codes = [\"2xx\", \"7xx\"]\n{ONE_SET}"),
+        2,
+        23,
+        "probe.reply_codes",
+        "\"7xx\": expected a final status code 200..=699 or a class like \"2xx\"",
+    );
+    assert_err(
+        &format!("[probe]\nfrom = \"<sip:x>\"\n{ONE_SET}"),
+        2,
+        8,
+        "probe.from",
+        "\"<sip:x>\": expected a sip: or sips: URI without spaces or <>",
+    );
+    assert_err(
+        &format!("[admin]\nlisten = \"localhost:90\"\n{ONE_SET}"),
+        2,
+        10,
+        "admin.listen",
+        "\"localhost:90\": expected IP:PORT (e.g. 127.0.0.1:9090, [::1]:9090) or \"off\"",
+    );
+    assert_err(
+        &format!("[drain]\ngrace_ms = -1\n{ONE_SET}"),
+        2,
+        12,
+        "drain.grace_ms",
+        "-1 is out of range: milliseconds must be 0..=3600000",
+    );
+}
+
+#[test]
+fn probe_admin_drain_environment() {
+    let cfg = load_text_with(
+        ONE_SET,
+        &CliOverrides::default(),
+        &[
+            ("SIPFRONT_ADMIN_LISTEN", "0.0.0.0:9091"),
+            ("SIPFRONT_ADMIN_TOKEN", "abc"),
+            ("SIPFRONT_PROBE", "on"),
+            ("SIPFRONT_PROBE_INTERVAL_MS", "3000"),
+            ("SIPFRONT_DRAIN_GRACE_MS", "45000"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(cfg.admin.listen, Some("0.0.0.0:9091".parse().unwrap()));
+    assert_eq!(cfg.admin.token.as_deref(), Some("abc"));
+    assert!(cfg.probe.enabled);
+    assert_eq!(cfg.probe.interval_ms, 3000);
+    assert_eq!(cfg.drain.grace_ms, 45000);
+    // An empty SIPFRONT_ADMIN_LISTEN turns the API off.
+    let cfg = load_text_with(
+        ONE_SET,
+        &CliOverrides::default(),
+        &[("SIPFRONT_ADMIN_LISTEN", "")],
+    )
+    .unwrap();
+    assert_eq!(cfg.admin.listen, None);
+    let e = load_text_with(
+        ONE_SET,
+        &CliOverrides::default(),
+        &[("SIPFRONT_PROBE", "maybe")],
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "environment variable SIPFRONT_PROBE: \"maybe\": expected on or off (also true/false, 1/0, yes/no)"
+    );
+    let e = load_text_with(
+        ONE_SET,
+        &CliOverrides::default(),
+        &[("SIPFRONT_DRAIN_GRACE_MS", "1s")],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected an integer number of milliseconds"),
+        "{e}"
+    );
+}
