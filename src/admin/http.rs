@@ -75,8 +75,11 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Method, path and headers of a request head.
+pub type Head = (String, String, Vec<(String, String)>);
+
 /// Parses a request head (up to and excluding the blank line).
-pub fn parse_head(head: &[u8]) -> Result<(String, String, Vec<(String, String)>), HttpError> {
+pub fn parse_head(head: &[u8]) -> Result<Head, HttpError> {
     let text = std::str::from_utf8(head).map_err(|_| bad(400, "request head is not UTF-8"))?;
     let mut lines = text.split("\r\n");
     let line = lines.next().unwrap_or("");
