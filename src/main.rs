@@ -104,7 +104,8 @@ fn drain(rt: &runtime::Runtime, control: &admin::Control) {
         if started.elapsed() >= grace {
             tracing::warn!(
                 transactions = last.transactions_current,
-                "drain grace time over: stopping with work in flight"
+                "drain grace time over: stopping with transactions in the table \
+                 (completed ones linger up to 64×T1 to absorb retransmissions)"
             );
             return;
         }

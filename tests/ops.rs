@@ -6,8 +6,8 @@
 //!
 //! Ports come from blocks in 20000-29999 on 127.0.0.1; processes are killed
 //! by PID only. The SIPp tests take the shared load lock and fail in CI
-//! without SIPp (skipped loudly elsewhere). `OPS_MODE` picks the proxy mode
-//! (default: stateless).
+//! without SIPp (skipped loudly elsewhere); each runs in both proxy modes
+//! (`stateful::*`, `stateless::*`).
 
 #[allow(dead_code)]
 mod common;
@@ -32,27 +32,53 @@ const UP: u64 = 2;
 /// tick, the test's polling of `/backends`, a loaded two-core machine.
 const SLACK: Duration = Duration::from_millis(400);
 
-fn mode() -> String {
-    std::env::var("OPS_MODE").unwrap_or_else(|_| "stateless".into())
+/// Generates `stateful::NAME` and `stateless::NAME` for a test body
+/// taking the proxy mode.
+macro_rules! per_mode {
+    ($($name:ident),* $(,)?) => {
+        mod stateful {
+            $(#[test]
+            fn $name() {
+                super::$name("stateful")
+            })*
+        }
+        mod stateless {
+            $(#[test]
+            fn $name() {
+                super::$name("stateless")
+            })*
+        }
+    };
 }
+
+per_mode!(
+    killed_backend_goes_inactive_within_thresholds_and_comes_back,
+    admin_disable_drains_a_backend_without_losing_calls,
+    reload_under_load_adds_a_backend_and_refuses_a_broken_config,
+    sigterm_under_load_completes_accepted_calls_and_refuses_new_ones,
+    metrics_scrape_matches_what_sipp_counted,
+);
 
 fn uri(port: u16) -> String {
     format!("sip:127.0.0.1:{port}")
 }
 
 /// A config with the test's listen/admin ports, fast probes, and
-/// `backends` in set "default".
-fn config(ports: &OpsPorts, backends: &[u16], drain: (u64, u64)) -> String {
+/// `backends` in set "default". T1 is 50 ms so that completed stateful
+/// transactions leave the table (64×T1 = 3.2 s) well within the drain
+/// grace time.
+fn config(mode: &str, ports: &OpsPorts, backends: &[u16], drain: (u64, u64)) -> String {
     let mut s = format!(
         "[server]\nworkers = 2\nlisten = [\"udp:127.0.0.1:{}\"]\n\n\
          [proxy]\nmode = \"{}\"\n\n\
          [admin]\nlisten = \"127.0.0.1:{}\"\n\n\
          [probe]\nenabled = true\ninterval_ms = {INTERVAL_MS}\ntimeout_ms = {TIMEOUT_MS}\n\
          down_threshold = {DOWN}\nup_threshold = {UP}\n\n\
+         [transaction]\nt1_ms = 50\n\n\
          [drain]\ngrace_ms = {}\nquiet_ms = {}\n\n\
          [[backend_set]]\nname = \"default\"\n",
         ports.listen(),
-        mode(),
+        mode,
         ports.admin(),
         drain.0,
         drain.1
@@ -123,21 +149,25 @@ fn uac_errors(dir: &TempDir) -> String {
         .join("\n")
 }
 
-#[test]
-fn killed_backend_goes_inactive_within_thresholds_and_comes_back() {
+fn killed_backend_goes_inactive_within_thresholds_and_comes_back(mode: &str) {
     if skip_without_sipp() {
         return;
     }
     let _l = load_lock();
-    let dir = TempDir::new("ops-kill");
-    let ports = OpsPorts::for_test("ops-kill");
+    let dir = TempDir::new(&format!("ops-kill-{mode}"));
+    let ports = OpsPorts::for_test(&format!("ops-kill-{mode}"));
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (mut b, _) = start_uas(&dir, &ports, 1, "b1");
     let (a_uri, b_uri) = (uri(ports.backend(0)), uri(ports.backend(1)));
     let (front, _) = start(
         &dir,
         &ports,
-        &config(&ports, &[ports.backend(0), ports.backend(1)], (5000, 1000)),
+        &config(
+            mode,
+            &ports,
+            &[ports.backend(0), ports.backend(1)],
+            (5000, 1000),
+        ),
     );
     assert!(wait_until(Duration::from_secs(3), || {
         sample(
@@ -225,21 +255,25 @@ fn killed_backend_goes_inactive_within_thresholds_and_comes_back() {
     );
 }
 
-#[test]
-fn admin_disable_drains_a_backend_without_losing_calls() {
+fn admin_disable_drains_a_backend_without_losing_calls(mode: &str) {
     if skip_without_sipp() {
         return;
     }
     let _l = load_lock();
-    let dir = TempDir::new("ops-disable");
-    let ports = OpsPorts::for_test("ops-disable");
+    let dir = TempDir::new(&format!("ops-disable-{mode}"));
+    let ports = OpsPorts::for_test(&format!("ops-disable-{mode}"));
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_b, _) = start_uas(&dir, &ports, 1, "b");
     let b_uri = uri(ports.backend(1));
     let (front, _) = start(
         &dir,
         &ports,
-        &config(&ports, &[ports.backend(0), ports.backend(1)], (5000, 1000)),
+        &config(
+            mode,
+            &ports,
+            &[ports.backend(0), ports.backend(1)],
+            (5000, 1000),
+        ),
     );
     let ctl = |list: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_sipfront"))
@@ -292,21 +326,20 @@ fn admin_disable_drains_a_backend_without_losing_calls() {
     common::assert_all_calls_ok(&run, 600, &dir);
 }
 
-#[test]
-fn reload_under_load_adds_a_backend_and_refuses_a_broken_config() {
+fn reload_under_load_adds_a_backend_and_refuses_a_broken_config(mode: &str) {
     if skip_without_sipp() {
         return;
     }
     let _l = load_lock();
-    let dir = TempDir::new("ops-reload");
-    let ports = OpsPorts::for_test("ops-reload");
+    let dir = TempDir::new(&format!("ops-reload-{mode}"));
+    let ports = OpsPorts::for_test(&format!("ops-reload-{mode}"));
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_c, _) = start_uas(&dir, &ports, 2, "c");
     let c_uri = uri(ports.backend(2));
     let (mut front, path) = start(
         &dir,
         &ports,
-        &config(&ports, &[ports.backend(0)], (5000, 1000)),
+        &config(mode, &ports, &[ports.backend(0)], (5000, 1000)),
     );
 
     let load = uac(&dir, &ports, 100, 800, 0);
@@ -314,7 +347,12 @@ fn reload_under_load_adds_a_backend_and_refuses_a_broken_config() {
     // SIGHUP with a second backend.
     write_config(
         &path,
-        &config(&ports, &[ports.backend(0), ports.backend(2)], (5000, 1000)),
+        &config(
+            mode,
+            &ports,
+            &[ports.backend(0), ports.backend(2)],
+            (5000, 1000),
+        ),
     );
     front.proc.signal(libc::SIGHUP);
     assert!(
@@ -332,8 +370,13 @@ fn reload_under_load_adds_a_backend_and_refuses_a_broken_config() {
     );
 
     // A broken config through the API: refused with where and why.
-    let broken = config(&ports, &[ports.backend(0), ports.backend(2)], (5000, 1000))
-        .replace(&format!("{}\"", ports.backend(2)), "99999\"");
+    let broken = config(
+        mode,
+        &ports,
+        &[ports.backend(0), ports.backend(2)],
+        (5000, 1000),
+    )
+    .replace(&format!("{}\"", ports.backend(2)), "99999\"");
     write_config(&path, &broken);
     let (status, body) = front.api(&Action::Reload, None);
     assert_eq!(status, 422, "{body}");
@@ -365,14 +408,13 @@ fn reload_under_load_adds_a_backend_and_refuses_a_broken_config() {
     );
 }
 
-#[test]
-fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones() {
+fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones(mode: &str) {
     if skip_without_sipp() {
         return;
     }
     let _l = load_lock();
-    let dir = TempDir::new("ops-drain");
-    let ports = OpsPorts::for_test("ops-drain");
+    let dir = TempDir::new(&format!("ops-drain-{mode}"));
+    let ports = OpsPorts::for_test(&format!("ops-drain-{mode}"));
     let (mut a, a_trace) = start_uas(&dir, &ports, 0, "a");
     let (mut b, b_trace) = start_uas(&dir, &ports, 1, "b");
     let grace = Duration::from_millis(10_000);
@@ -380,6 +422,7 @@ fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones() {
         &dir,
         &ports,
         &config(
+            mode,
             &ports,
             &[ports.backend(0), ports.backend(1)],
             (10_000, 2000),
@@ -444,20 +487,24 @@ fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones() {
     );
 }
 
-#[test]
-fn metrics_scrape_matches_what_sipp_counted() {
+fn metrics_scrape_matches_what_sipp_counted(mode: &str) {
     if skip_without_sipp() {
         return;
     }
     let _l = load_lock();
-    let dir = TempDir::new("ops-metrics");
-    let ports = OpsPorts::for_test("ops-metrics");
+    let dir = TempDir::new(&format!("ops-metrics-{mode}"));
+    let ports = OpsPorts::for_test(&format!("ops-metrics-{mode}"));
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_b, _) = start_uas(&dir, &ports, 1, "b");
     let (front, _) = start(
         &dir,
         &ports,
-        &config(&ports, &[ports.backend(0), ports.backend(1)], (5000, 1000)),
+        &config(
+            mode,
+            &ports,
+            &[ports.backend(0), ports.backend(1)],
+            (5000, 1000),
+        ),
     );
     let calls = 400u64;
     let run = uac(&dir, &ports, 100, calls as u32, 0).finish(Duration::from_secs(60));
@@ -501,7 +548,21 @@ fn metrics_scrape_matches_what_sipp_counted() {
             ) > 0.0
         );
     }
-    assert_eq!(sample(&m, "sipfront_transactions_current", &[]), 0.0);
+    let current = sample(&m, "sipfront_transactions_current", &[]);
+    let total = sample(&m, "sipfront_transactions_total", &[]);
+    if mode == "stateless" {
+        assert_eq!((current, total), (0.0, 0.0));
+    } else {
+        // INVITE and BYE server transactions at least; completed ones
+        // linger (64×T1) to absorb retransmissions.
+        assert!(total >= 2.0 * calls as f64, "transactions_total {total}");
+        assert!(current <= total);
+        if retrans == 0 {
+            // One 100 Trying per INVITE, sent by sipfront itself.
+            let trying = sample(&m, "sipfront_replies_total", &[("code", "100")]);
+            assert_eq!(trying as u64, calls);
+        }
+    }
     assert_eq!(sample(&m, "sipfront_ready", &[]), 1.0);
     assert_eq!(
         sample(&m, "sipfront_drops_total", &[("reason", "unparseable")]),
