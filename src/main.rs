@@ -35,17 +35,6 @@ fn signal_set() -> libc::sigset_t {
     }
 }
 
-/// Blocks SIGINT/SIGTERM/SIGHUP in this thread (and so in every thread it
-/// starts) and returns the next one that arrives.
-fn wait_signal() -> i32 {
-    runtime::block_signals();
-    let set = signal_set();
-    let mut sig = 0;
-    // SAFETY: sigwait on a set built here.
-    unsafe { libc::sigwait(&set, &mut sig) };
-    sig
-}
-
 /// The next signal within `d`, if any.
 fn wait_signal_for(d: Duration) -> Option<i32> {
     let set = signal_set();
@@ -58,23 +47,57 @@ fn wait_signal_for(d: Duration) -> Option<i32> {
     (s > 0).then_some(s)
 }
 
+/// When live traffic was last seen: a response relayed (calls show
+/// through their responses, in-dialog BYEs included) or a new transaction.
+/// Requests alone do not count: the ACKs of the 503s a drain sends are
+/// forwarded too. Live transactions do not count either: completed ones
+/// stay in the table up to 64×T1 only to absorb retransmissions. The main
+/// thread samples the published counters every 250 ms, so a drain knows
+/// how long it has been quiet.
+struct Activity {
+    responses: u64,
+    transactions: u64,
+    last: Instant,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            responses: 0,
+            transactions: 0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Samples the counters; returns the live transactions.
+    fn sample(&mut self, rt: &runtime::Runtime) -> u64 {
+        let s = rt.stats();
+        if s.responses_forwarded != self.responses || s.transactions_total != self.transactions {
+            self.last = Instant::now();
+        }
+        self.responses = s.responses_forwarded;
+        self.transactions = s.transactions_total;
+        s.transactions_current
+    }
+}
+
 /// Graceful drain (docs/operations.md): new dialogs get 503, readiness
-/// is false; returns once no transaction is live and no response has
-/// been relayed for `quiet_ms`, when `grace_ms` is over, or at a second
-/// SIGTERM/SIGINT. SIGHUP still reloads.
-fn drain(rt: &runtime::Runtime, control: &admin::Control) {
+/// is false; returns once nothing has been relayed for `quiet_ms`
+/// (counted from before the drain), when `grace_ms` is over, or at a
+/// second SIGTERM/SIGINT. SIGHUP still reloads.
+fn drain(rt: &runtime::Runtime, control: &admin::Control, activity: &mut Activity) {
     let d = control.drain_config();
     rt.start_drain();
     let started = Instant::now();
     let grace = Duration::from_millis(d.grace_ms);
     let quiet = Duration::from_millis(d.quiet_ms);
+    // Counters published just before the drain must be seen first.
+    let fresh = runtime::STATS_PUBLISH_PERIOD + Duration::from_millis(50);
     tracing::info!(
         grace_ms = d.grace_ms,
         quiet_ms = d.quiet_ms,
         "draining: new dialogs get 503, in-flight transactions and dialogs go on"
     );
-    let mut last = rt.stats();
-    let mut last_activity = Instant::now();
     loop {
         match wait_signal_for(Duration::from_millis(50)) {
             Some(libc::SIGHUP) => {
@@ -86,26 +109,19 @@ fn drain(rt: &runtime::Runtime, control: &admin::Control) {
             }
             None => {}
         }
-        let s = rt.stats();
-        // Responses relayed show live calls (in-dialog BYEs and their
-        // answers). Requests alone do not: the ACKs of the 503s that drain
-        // sends are forwarded too.
-        if s.transactions_current > 0 || s.responses_forwarded != last.responses_forwarded {
-            last_activity = Instant::now();
-        }
-        last = s;
-        if last.transactions_current == 0 && last_activity.elapsed() >= quiet {
+        let live = activity.sample(rt);
+        if started.elapsed() >= fresh && activity.last.elapsed() >= quiet {
             tracing::info!(
                 after_ms = started.elapsed().as_millis() as u64,
-                "drained: nothing in flight"
+                transactions_in_table = live,
+                "drained: nothing relayed for quiet_ms"
             );
             return;
         }
         if started.elapsed() >= grace {
             tracing::warn!(
-                transactions = last.transactions_current,
-                "drain grace time over: stopping with transactions in the table \
-                 (completed ones linger up to 64×T1 to absorb retransmissions)"
+                transactions_in_table = live,
+                "drain grace time over: stopping while traffic still flows"
             );
             return;
         }
@@ -191,25 +207,38 @@ fn main() -> ExitCode {
     };
     if let Some(listen) = cfg.admin.listen {
         if let Err(e) = admin::serve(listen, Arc::clone(&control)) {
-            eprintln!("sipfront: cannot start the admin API on {listen}: {e}");
-            let _ = rt.stop();
-            return ExitCode::from(1);
+            if cfg.admin.listen_given {
+                eprintln!("sipfront: cannot start the admin API on {listen}: {e}");
+                let _ = rt.stop();
+                return ExitCode::from(1);
+            }
+            // The default address: another instance may have it.
+            tracing::error!(
+                admin = %listen,
+                error = %e,
+                "cannot start the admin API on its default address; running without it \
+                 (set admin.listen or SIPFRONT_ADMIN_LISTEN)"
+            );
         }
     }
     control.ready.store(true, Ordering::Relaxed);
     tracing::info!(driver = rt.driver.as_str(), "sipfront running");
+    let mut activity = Activity::new();
     loop {
-        match wait_signal() {
-            libc::SIGHUP => {
+        match wait_signal_for(runtime::STATS_PUBLISH_PERIOD) {
+            None => {
+                activity.sample(&rt);
+            }
+            Some(libc::SIGHUP) => {
                 let _ = control.reload("SIGHUP");
             }
-            libc::SIGTERM => {
+            Some(libc::SIGTERM) => {
                 tracing::info!("SIGTERM: draining");
                 control.ready.store(false, Ordering::Relaxed);
-                drain(&rt, &control);
+                drain(&rt, &control, &mut activity);
                 break;
             }
-            sig => {
+            Some(sig) => {
                 tracing::info!(signal = sig, "stopping");
                 break;
             }

@@ -64,9 +64,7 @@ fn uri(port: u16) -> String {
 }
 
 /// A config with the test's listen/admin ports, fast probes, and
-/// `backends` in set "default". T1 is 50 ms so that completed stateful
-/// transactions leave the table (64×T1 = 3.2 s) well within the drain
-/// grace time.
+/// `backends` in set "default".
 fn config(mode: &str, ports: &OpsPorts, backends: &[u16], drain: (u64, u64)) -> String {
     let mut s = format!(
         "[server]\nworkers = 2\nlisten = [\"udp:127.0.0.1:{}\"]\n\n\
@@ -74,7 +72,6 @@ fn config(mode: &str, ports: &OpsPorts, backends: &[u16], drain: (u64, u64)) -> 
          [admin]\nlisten = \"127.0.0.1:{}\"\n\n\
          [probe]\nenabled = true\ninterval_ms = {INTERVAL_MS}\ntimeout_ms = {TIMEOUT_MS}\n\
          down_threshold = {DOWN}\nup_threshold = {UP}\n\n\
-         [transaction]\nt1_ms = 50\n\n\
          [drain]\ngrace_ms = {}\nquiet_ms = {}\n\n\
          [[backend_set]]\nname = \"default\"\n",
         ports.listen(),

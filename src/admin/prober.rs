@@ -29,6 +29,8 @@ use crate::sip::Message;
 
 /// How long the thread waits for replies between looks at the schedule.
 const TICK: Duration = Duration::from_millis(10);
+/// How often a disabled prober looks whether a reload enabled it.
+const IDLE: Duration = Duration::from_millis(200);
 
 /// Starts the prober on a socket bound to `bind` (the first listen IP and
 /// `probe.port`).
@@ -53,6 +55,11 @@ pub fn spawn(
             };
             let mut buf = vec![0u8; 65_535];
             while !stop.load(Ordering::Relaxed) {
+                if !monitor.lock().settings.enabled {
+                    // Off (a reload may turn it on): stay nearly idle.
+                    std::thread::sleep(IDLE);
+                    continue;
+                }
                 p.receive(&monitor, &mut buf);
                 p.tick(&monitor, Instant::now());
             }

@@ -766,6 +766,10 @@ pub struct AdminConfig {
     pub listen: Option<SocketAddr>,
     /// Bearer token every request must carry, if set.
     pub token: Option<String>,
+    /// Whether `listen` was given (file, environment) rather than
+    /// defaulted: a default address that is taken is only warned about,
+    /// so several instances on one host still start.
+    pub listen_given: bool,
 }
 
 impl Default for AdminConfig {
@@ -773,6 +777,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
             token: None,
+            listen_given: false,
         }
     }
 }

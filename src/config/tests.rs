@@ -1172,7 +1172,9 @@ fn probe_admin_drain_defaults_and_values() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("sipfront.example.toml");
     let ex = load(Some(&example), &CliOverrides::default(), &|_| None).unwrap();
     assert_eq!(ex.probe, ProbeConfig::default());
-    assert_eq!(ex.admin, AdminConfig::default());
+    assert_eq!(ex.admin.listen, AdminConfig::default().listen);
+    assert_eq!(ex.admin.token, None);
+    assert!(ex.admin.listen_given);
     assert_eq!(ex.drain, DrainConfig::default());
     let text = format!(
         "[probe]\nenabled = true\nmethod = \"INFO\"\nfrom = \"sip:lb@example.com\"\ninterval_ms = 2000\n\

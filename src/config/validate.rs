@@ -502,7 +502,11 @@ fn admin(f: &FileConfig, ctx: Ctx<'_>) -> Res<AdminConfig> {
         })?,
         None => d.token,
     };
-    Ok(AdminConfig { listen, token })
+    Ok(AdminConfig {
+        listen,
+        token,
+        listen_given: a.listen.is_some(),
+    })
 }
 
 fn drain(f: &FileConfig, ctx: Ctx<'_>) -> Res<DrainConfig> {
