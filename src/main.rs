@@ -50,8 +50,9 @@ fn wait_signal_for(d: Duration) -> Option<i32> {
 /// When live traffic was last seen: a response relayed (calls show
 /// through their responses, in-dialog BYEs included) or a new transaction.
 /// Requests alone do not count: the ACKs of the 503s a drain sends are
-/// forwarded too. Live transactions do not count either: completed ones
-/// stay in the table up to 64×T1 only to absorb retransmissions. The main
+/// forwarded too. The drain also waits for `transactions_pending` (not
+/// for every live entry: completed ones stay in the table up to 64×T1 only
+/// to absorb retransmissions). The main
 /// thread samples the published counters every 250 ms, so a drain knows
 /// how long it has been quiet.
 struct Activity {
@@ -69,7 +70,8 @@ impl Activity {
         }
     }
 
-    /// Samples the counters; returns the live transactions.
+    /// Samples the counters; returns the transactions still waiting for a
+    /// final answer (stateful mode).
     fn sample(&mut self, rt: &runtime::Runtime) -> u64 {
         let s = rt.stats();
         if s.responses_forwarded != self.responses || s.transactions_total != self.transactions {
@@ -77,14 +79,15 @@ impl Activity {
         }
         self.responses = s.responses_forwarded;
         self.transactions = s.transactions_total;
-        s.transactions_current
+        s.transactions_pending
     }
 }
 
 /// Graceful drain (docs/operations.md): new dialogs get 503, readiness
-/// is false; returns once nothing has been relayed for `quiet_ms`
-/// (counted from before the drain), when `grace_ms` is over, or at a
-/// second SIGTERM/SIGINT. SIGHUP still reloads.
+/// is false; returns once no transaction waits for a final answer and
+/// nothing has been relayed for `quiet_ms` (counted from before the
+/// drain), when `grace_ms` is over, or at a second SIGTERM/SIGINT. SIGHUP
+/// still reloads.
 fn drain(rt: &runtime::Runtime, control: &admin::Control, activity: &mut Activity) {
     let d = control.drain_config();
     rt.start_drain();
@@ -109,19 +112,18 @@ fn drain(rt: &runtime::Runtime, control: &admin::Control, activity: &mut Activit
             }
             None => {}
         }
-        let live = activity.sample(rt);
-        if started.elapsed() >= fresh && activity.last.elapsed() >= quiet {
+        let pending = activity.sample(rt);
+        if pending == 0 && started.elapsed() >= fresh && activity.last.elapsed() >= quiet {
             tracing::info!(
                 after_ms = started.elapsed().as_millis() as u64,
-                transactions_in_table = live,
-                "drained: nothing relayed for quiet_ms"
+                "drained: no transaction pending, nothing relayed for quiet_ms"
             );
             return;
         }
         if started.elapsed() >= grace {
             tracing::warn!(
-                transactions_in_table = live,
-                "drain grace time over: stopping while traffic still flows"
+                transactions_pending = pending,
+                "drain grace time over: stopping with work in flight"
             );
             return;
         }

@@ -9,7 +9,6 @@
 //! without SIPp (skipped loudly elsewhere); each runs in both proxy modes
 //! (`stateful::*`, `stateless::*`).
 
-#[allow(dead_code)]
 mod common;
 #[path = "common/ops.rs"]
 mod ops;

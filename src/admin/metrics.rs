@@ -200,6 +200,12 @@ pub fn render(s: &Stats, x: &Extra) -> String {
         "Live transactions (stateful mode), all workers.",
         s.transactions_current,
     );
+    o.one(
+        "sipfront_transactions_pending",
+        "gauge",
+        "Live transactions without a final answer upstream yet (what a drain waits for).",
+        s.transactions_pending,
+    );
 
     o.head(
         "sipfront_replies_total",
@@ -413,6 +419,7 @@ mod tests {
         s.forwarded_method(Method::Invite);
         s.drop(DropReason::KeepAlive);
         s.transactions_current = 4;
+        s.transactions_pending = 1;
         s.observe_latency(1, std::time::Duration::from_micros(700));
         s.observe_latency(1, std::time::Duration::from_millis(30));
         s.observe_latency(1, std::time::Duration::from_secs(9));
@@ -437,6 +444,7 @@ mod tests {
             "sipfront_requests_forwarded_by_method_total{method=\"INVITE\"} 1",
             "sipfront_drops_total{reason=\"keepalive\"} 1",
             "sipfront_transactions_current 4",
+            "sipfront_transactions_pending 1",
             "sipfront_backend_state{set=\"pbx\",backend=\"sip:127.0.0.1:5070\",state=\"active\"} 1",
             "sipfront_backend_state{set=\"pbx\",backend=\"sip:127.0.0.1:5070\",state=\"inactive\"} 0",
             "sipfront_probes_total{set=\"pbx\",backend=\"sip:127.0.0.1:5070\",result=\"timeout\"} 2",

@@ -387,6 +387,7 @@ pub fn stats_json(s: &Stats) -> String {
         ("handovers_out", s.handovers_out),
         ("handovers_in", s.handovers_in),
         ("transactions_current", s.transactions_current),
+        ("transactions_pending", s.transactions_pending),
         ("transactions_total", s.transactions_total),
         ("transactions_refused", s.transactions_refused),
         ("retransmissions_absorbed", s.retransmissions_absorbed),
