@@ -12,7 +12,7 @@
 # io_uring; io_driver "auto" runs the portable driver there.
 # Operations (probes, drain, metrics): docs/operations.md.
 
-FROM rust:1.85-slim-bookworm AS build
+FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin sipfront \
