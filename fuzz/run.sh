@@ -5,7 +5,7 @@
 # `message` and `framing`, SDP bodies for `sdp`, URIs for `uri`. The
 # rtpproxy targets are seeded from the control requests Kamailio sent
 # (rtpproxy/tests/fixtures/{classic,ng}), else from literal commands.
-#   fuzz/run.sh [message|uri|framing|sdp|proxy|rtpproxy_classic|rtpproxy_ng|all] [seconds per target]
+#   fuzz/run.sh [message|uri|framing|sdp|proxy|admin_http|rtpproxy_classic|rtpproxy_ng|all] [seconds per target]
 # `proxy` gets datagram sequences: each message from the client (first byte
 # 0) and the responses of the corpus from a backend (first byte 1), joined
 # by NUL NUL.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 targets=${1:-all}
 secs=${2:-60}
-[ "$targets" = all ] && targets="message uri framing sdp proxy rtpproxy_classic rtpproxy_ng"
+[ "$targets" = all ] && targets="message uri framing sdp proxy admin_http rtpproxy_classic rtpproxy_ng"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 python3 - <<'PY'
 import os, re, glob
@@ -54,6 +54,13 @@ if not ng:
     ng = {"ping": b"1_1 d7:command4:pinge",
           "x-offer": b"1_2 d3:sdp%d:%s7:call-id1:c8:from-tag1:f7:command5:offere" % (len(sdp), sdp),
           "x-delete": b"1_3 d7:call-id1:c8:from-tag1:f7:command6:deletee"}
+# admin_http: the requests the admin API and `sipfront ctl` exchange.
+for i, req in enumerate([
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1:9090\r\n\r\n",
+        b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n",
+        b"POST /backends/default/sip%3A127.0.0.1%3A5070/state HTTP/1.1\r\nContent-Length: 8\r\n\r\ndisabled",
+        b"POST /reload HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"]):
+    put("admin_http", f"req-{i}", req)
 for name, data in classic.items():
     put("rtpproxy_classic", name, data)
 for name, data in ng.items():
