@@ -97,34 +97,44 @@ const PORT_BLOCK_USED: u16 = 80;
 
 static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
-impl Ports {
-    /// A block of free ports for the test `name`: the block number is derived
-    /// from the name (so runs are reproducible), moving on while a port of
-    /// the block cannot be bound or another test of this process has it.
-    pub fn for_test(name: &str) -> Ports {
-        // FNV-1a: stable across runs and Rust versions.
-        let mut h: u32 = 0x811c_9dc5;
-        for b in name.bytes() {
-            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-        }
-        let start = (h % u32::from(PORT_BLOCKS)) as u16;
-        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-        let taken = taken.get_or_insert_with(HashSet::new);
-        for i in 0..PORT_BLOCKS {
-            let base = PORT_FIRST + ((start + i) % PORT_BLOCKS) * PORT_BLOCK_SIZE;
-            if taken.contains(&base) {
-                continue;
-            }
-            let free =
-                (base..base + PORT_BLOCK_USED).all(|p| UdpSocket::bind(("0.0.0.0", p)).is_ok());
-            if free {
-                taken.insert(base);
-                return Ports { base };
-            }
-        }
-        panic!("no free block of {PORT_BLOCK_USED} UDP ports in 30000-39999");
+/// The base of a block of `PORT_BLOCK_SIZE` ports in the 10000 ports from
+/// `first` for the test `name`: the block number is derived from the name
+/// (so runs are reproducible), moving on while one of the block's first
+/// `used` UDP ports (or the TCP port at `tcp_at` in the block) cannot be
+/// bound or another test of this process has the block.
+pub fn free_block(name: &str, first: u16, used: u16, tcp_at: Option<u16>) -> u16 {
+    // FNV-1a: stable across runs and Rust versions.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
     }
+    let start = (h % u32::from(PORT_BLOCKS)) as u16;
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = taken.get_or_insert_with(HashSet::new);
+    for i in 0..PORT_BLOCKS {
+        let base = first + ((start + i) % PORT_BLOCKS) * PORT_BLOCK_SIZE;
+        if taken.contains(&base) {
+            continue;
+        }
+        let udp_free = (base..base + used).all(|p| UdpSocket::bind(("0.0.0.0", p)).is_ok());
+        let tcp_free =
+            tcp_at.is_none_or(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok());
+        if udp_free && tcp_free {
+            taken.insert(base);
+            return base;
+        }
+    }
+    panic!("no free block of ports from {first}");
+}
 
+impl Ports {
+    /// A block of free ports for the test `name` in 30000-39999 (see
+    /// [`free_block`]).
+    pub fn for_test(name: &str) -> Ports {
+        Ports {
+            base: free_block(name, PORT_FIRST, PORT_BLOCK_USED, None),
+        }
+    }
     pub fn listen(&self) -> u16 {
         self.base
     }
@@ -146,11 +156,16 @@ impl Ports {
     }
 }
 
+/// Gives a block from [`free_block`] back.
+pub fn release_block(base: u16) {
+    if let Some(t) = TAKEN.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        t.remove(&base);
+    }
+}
+
 impl Drop for Ports {
     fn drop(&mut self) {
-        if let Some(t) = TAKEN.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            t.remove(&self.base);
-        }
+        release_block(self.base);
     }
 }
 

@@ -6,12 +6,10 @@
 
 use crate::common::{read_log, wait_until, Proc, TempDir};
 use sipfront::admin::client::{self, Action};
-use std::collections::HashSet;
 use std::fs;
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Layout of a block: sipfront on `base` (egress `base+1`, `base+2`),
@@ -21,34 +19,12 @@ pub struct OpsPorts {
     pub base: u16,
 }
 
-const FIRST: u16 = 20_000;
-const BLOCKS: u16 = 100;
-const BLOCK: u16 = 100;
-
-static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
 impl OpsPorts {
+    /// A free block in 20000-29999 (UDP `base..base+90`, TCP `base+5`).
     pub fn for_test(name: &str) -> OpsPorts {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in name.bytes() {
-            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        OpsPorts {
+            base: crate::common::free_block(name, 20_000, 90, Some(5)),
         }
-        let start = (h % u32::from(BLOCKS)) as u16;
-        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-        let taken = taken.get_or_insert_with(HashSet::new);
-        for i in 0..BLOCKS {
-            let base = FIRST + ((start + i) % BLOCKS) * BLOCK;
-            if taken.contains(&base) {
-                continue;
-            }
-            let udp_free = (base..base + 90).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
-            let tcp_free = std::net::TcpListener::bind(("127.0.0.1", base + 5)).is_ok();
-            if udp_free && tcp_free {
-                taken.insert(base);
-                return OpsPorts { base };
-            }
-        }
-        panic!("no free block of ports in 20000-29999");
     }
     pub fn listen(&self) -> u16 {
         self.base
@@ -75,9 +51,7 @@ impl OpsPorts {
 
 impl Drop for OpsPorts {
     fn drop(&mut self) {
-        if let Some(t) = TAKEN.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            t.remove(&self.base);
-        }
+        crate::common::release_block(self.base);
     }
 }
 
