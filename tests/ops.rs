@@ -64,6 +64,21 @@ fn uri(port: u16) -> String {
 
 /// A config with the test's listen/admin ports, fast probes, and
 /// `backends` in set "default".
+/// The start of every SIPp test: SIPp present (else skipped, or failed in
+/// CI), the load lock, a scratch directory and a port block named after
+/// the test and mode.
+fn sipp_test(
+    test: &str,
+    mode: &str,
+) -> Option<(std::sync::MutexGuard<'static, ()>, TempDir, OpsPorts)> {
+    if skip_without_sipp() {
+        return None;
+    }
+    let lock = load_lock();
+    let name = format!("{test}-{mode}");
+    Some((lock, TempDir::new(&name), OpsPorts::for_test(&name)))
+}
+
 fn config(mode: &str, ports: &OpsPorts, backends: &[u16], drain: (u64, u64)) -> String {
     let mut s = format!(
         "[server]\nworkers = 2\nlisten = [\"udp:127.0.0.1:{}\"]\n\n\
@@ -146,12 +161,9 @@ fn uac_errors(dir: &TempDir) -> String {
 }
 
 fn killed_backend_goes_inactive_within_thresholds_and_comes_back(mode: &str) {
-    if skip_without_sipp() {
+    let Some((_l, dir, ports)) = sipp_test("ops-kill", mode) else {
         return;
-    }
-    let _l = load_lock();
-    let dir = TempDir::new(&format!("ops-kill-{mode}"));
-    let ports = OpsPorts::for_test(&format!("ops-kill-{mode}"));
+    };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (mut b, _) = start_uas(&dir, &ports, 1, "b1");
     let (a_uri, b_uri) = (uri(ports.backend(0)), uri(ports.backend(1)));
@@ -252,12 +264,9 @@ fn killed_backend_goes_inactive_within_thresholds_and_comes_back(mode: &str) {
 }
 
 fn admin_disable_drains_a_backend_without_losing_calls(mode: &str) {
-    if skip_without_sipp() {
+    let Some((_l, dir, ports)) = sipp_test("ops-disable", mode) else {
         return;
-    }
-    let _l = load_lock();
-    let dir = TempDir::new(&format!("ops-disable-{mode}"));
-    let ports = OpsPorts::for_test(&format!("ops-disable-{mode}"));
+    };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_b, _) = start_uas(&dir, &ports, 1, "b");
     let b_uri = uri(ports.backend(1));
@@ -323,12 +332,9 @@ fn admin_disable_drains_a_backend_without_losing_calls(mode: &str) {
 }
 
 fn reload_under_load_adds_a_backend_and_refuses_a_broken_config(mode: &str) {
-    if skip_without_sipp() {
+    let Some((_l, dir, ports)) = sipp_test("ops-reload", mode) else {
         return;
-    }
-    let _l = load_lock();
-    let dir = TempDir::new(&format!("ops-reload-{mode}"));
-    let ports = OpsPorts::for_test(&format!("ops-reload-{mode}"));
+    };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_c, _) = start_uas(&dir, &ports, 2, "c");
     let c_uri = uri(ports.backend(2));
@@ -405,12 +411,9 @@ fn reload_under_load_adds_a_backend_and_refuses_a_broken_config(mode: &str) {
 }
 
 fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones(mode: &str) {
-    if skip_without_sipp() {
+    let Some((_l, dir, ports)) = sipp_test("ops-drain", mode) else {
         return;
-    }
-    let _l = load_lock();
-    let dir = TempDir::new(&format!("ops-drain-{mode}"));
-    let ports = OpsPorts::for_test(&format!("ops-drain-{mode}"));
+    };
     let (mut a, a_trace) = start_uas(&dir, &ports, 0, "a");
     let (mut b, b_trace) = start_uas(&dir, &ports, 1, "b");
     let grace = Duration::from_millis(10_000);
@@ -484,12 +487,9 @@ fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones(mode: &str) 
 }
 
 fn metrics_scrape_matches_what_sipp_counted(mode: &str) {
-    if skip_without_sipp() {
+    let Some((_l, dir, ports)) = sipp_test("ops-metrics", mode) else {
         return;
-    }
-    let _l = load_lock();
-    let dir = TempDir::new(&format!("ops-metrics-{mode}"));
-    let ports = OpsPorts::for_test(&format!("ops-metrics-{mode}"));
+    };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_b, _) = start_uas(&dir, &ports, 1, "b");
     let (front, _) = start(
