@@ -281,7 +281,6 @@ pub fn run_worker(
     let mut events: [libc::epoll_event; 16] = unsafe { zeroed() };
     let mut scratch = Vec::with_capacity(4096);
     while !w.shutdown.load(Ordering::Relaxed) {
-        // SAFETY: events is a live buffer of 16 entries.
         // Sleep until the next transaction timer is due, at most a TICK.
         let wait = w
             .proxy
@@ -289,6 +288,7 @@ pub fn run_worker(
             .map_or(TICK, |d| d.min(TICK))
             .as_micros()
             .div_ceil(1000) as i32;
+        // SAFETY: events is a live buffer of 16 entries.
         let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 16, wait) };
         if n < 0 {
             let e = io::Error::last_os_error();
