@@ -292,12 +292,19 @@ impl Proxy {
             // §17.2.1 / §17.2.2: a retransmission; answered with the last
             // response, if any, and not forwarded again.
             self.stats.retransmissions_absorbed += 1;
-            if let Some(t) = st.table.get(slot) {
-                if !t.last.is_empty() {
-                    let (to, from) = (t.upstream, t.upstream_socket);
-                    let last = t.last.clone();
-                    self.queue_copy(to, from, &last);
-                }
+            let mut b = self.buffer();
+            let to = self
+                .txns
+                .as_deref()
+                .and_then(|st| st.table.get(slot))
+                .filter(|t| !t.last.is_empty())
+                .map(|t| {
+                    b.extend_from_slice(&t.last);
+                    (t.upstream, t.upstream_socket)
+                });
+            match to {
+                Some((to, from)) => self.queue_owned(to, from, b),
+                None => self.pool.push(b),
             }
             return Outcome::Queued;
         }
@@ -420,23 +427,18 @@ impl Proxy {
         t.sent_us = st.now_us;
         let txn_id = (u64::from(slot) << 32) | u64::from(t.attempt);
         let mut fwd = self.buffer();
-        let orig = std::mem::take(&mut t.orig);
         let pkt = Inbound {
-            data: &orig,
+            data: &t.orig,
             src: t.src,
             socket: t.in_socket,
         };
         let r = match parsed {
             Some((m, req)) => self.forward(m, req, pkt, t.dest_socket, &mut fwd, Some(txn_id)),
-            None => match Message::parse_with(&orig, &self.cfg.limits) {
-                Ok(m) => match validate_request(&m) {
-                    Ok(req) => self.forward(&m, &req, pkt, t.dest_socket, &mut fwd, Some(txn_id)),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            },
+            None => Message::parse_with(&t.orig, &self.cfg.limits).and_then(|m| {
+                let req = validate_request(&m)?;
+                self.forward(&m, &req, pkt, t.dest_socket, &mut fwd, Some(txn_id))
+            }),
         };
-        t.orig = orig;
         if let Err(e) = r {
             self.pool.push(fwd);
             return Err(e);
@@ -672,9 +674,7 @@ impl Proxy {
                 // to T2, and stays at T2 once a provisional came.
                 let quiet_invite = t.invite && t.client != ClientState::Calling;
                 if t.client != ClientState::Completed && !quiet_invite && !t.fwd.is_empty() {
-                    let fwd = std::mem::take(&mut t.fwd);
-                    self.queue_copy(t.dest, t.dest_socket, &fwd);
-                    t.fwd = fwd;
+                    self.queue_copy(t.dest, t.dest_socket, &t.fwd);
                     self.stats.retransmissions_sent += 1;
                     t.interval = if t.invite {
                         t.interval * 2
@@ -718,9 +718,7 @@ impl Proxy {
             }
             kind::RETRANSMIT_FINAL if t.server == ServerState::Completed && t.invite => {
                 // Timer G.
-                let last = std::mem::take(&mut t.last);
-                self.queue_copy(t.upstream, t.upstream_socket, &last);
-                t.last = last;
+                self.queue_copy(t.upstream, t.upstream_socket, &t.last);
                 self.stats.retransmissions_sent += 1;
                 t.final_interval = (t.final_interval * 2).min(t2);
                 if let Some(st) = self.txns.as_deref_mut() {
