@@ -33,6 +33,13 @@ pub trait Health {
     /// implementation tracks them.
     #[inline]
     fn report(&self, _id: BackendId, _signal: Passive) {}
+    /// A number that changes whenever a destination is taken out of
+    /// selection by the health logic, so the stateful core can look for
+    /// pending transactions toward it; constant unless tracked.
+    #[inline]
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 impl<T: Health + ?Sized> Health for &T {
@@ -50,6 +57,10 @@ impl<T: Health + ?Sized> Health for &T {
     fn report(&self, id: BackendId, signal: Passive) {
         (**self).report(id, signal)
     }
+    #[inline]
+    fn generation(&self) -> u64 {
+        (**self).generation()
+    }
 }
 
 impl<T: Health + ?Sized> Health for Arc<T> {
@@ -60,6 +71,10 @@ impl<T: Health + ?Sized> Health for Arc<T> {
     #[inline]
     fn report(&self, id: BackendId, signal: Passive) {
         (**self).report(id, signal)
+    }
+    #[inline]
+    fn generation(&self) -> u64 {
+        (**self).generation()
     }
 }
 
@@ -154,6 +169,8 @@ pub struct HealthTable {
     /// Consecutive passive failures (timeouts, failover codes) per id.
     failures: Box<[AtomicU32]>,
     epoch: Instant,
+    /// Bumped each time a destination goes inactive.
+    downs: AtomicU64,
 }
 
 impl Default for HealthTable {
@@ -172,6 +189,7 @@ impl HealthTable {
             suspended: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             failures: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
             epoch: Instant::now(),
+            downs: AtomicU64::new(0),
         }
     }
 
@@ -212,7 +230,11 @@ impl HealthTable {
         } else {
             word.fetch_or(b, Ordering::Relaxed)
         };
-        Some(prev & b == 0)
+        let was_active = prev & b == 0;
+        if was_active && !active {
+            self.downs.fetch_add(1, Ordering::Release);
+        }
+        Some(was_active)
     }
 
     /// Forgets the passive failures of `id` (it was brought back).
@@ -249,6 +271,11 @@ impl HealthTable {
 }
 
 impl Health for HealthTable {
+    #[inline]
+    fn generation(&self) -> u64 {
+        self.downs.load(Ordering::Acquire)
+    }
+
     #[inline]
     fn is_active(&self, id: BackendId) -> bool {
         let (w, b) = word_bit(id);

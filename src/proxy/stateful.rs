@@ -51,6 +51,8 @@ pub(crate) struct Stateful {
     /// Entries that have sent no final answer upstream yet: the work a
     /// drain must wait for.
     pending: usize,
+    /// The health generation last seen (a destination went down since).
+    health_gen: u64,
 }
 
 /// Where the dialogs live whose INVITE failed over. In-dialog requests
@@ -118,6 +120,7 @@ impl Stateful {
             ranked_set: None,
             affinity: Affinity::new(cfg_cap),
             pending: 0,
+            health_gen: 0,
         }
     }
 
@@ -196,11 +199,50 @@ impl Proxy {
         let now_ms = st.now_ms();
         let mut fired = std::mem::take(&mut st.fired);
         st.wheel.expire(now_ms, &mut fired);
+        let gen = health.generation();
+        let went_down = gen != st.health_gen;
+        st.health_gen = gen;
         for t in fired.drain(..) {
             self.on_timer(t, health);
         }
         if let Some(st) = self.txns.as_deref_mut() {
             st.fired = fired;
+        }
+        if went_down {
+            self.abandon_dead_branches(health);
+        }
+    }
+
+    /// A destination was taken out of selection (probing, an admin): every
+    /// request still waiting on it gives up its branch now, as on Timer C
+    /// (CANCEL if it rang) and fails over, instead of waiting minutes for a
+    /// final answer that will not come from a dead server.
+    fn abandon_dead_branches(&mut self, health: &impl Health) {
+        let Some(st) = self.txns.as_deref() else {
+            return;
+        };
+        let doomed: Vec<u32> = st
+            .table
+            .slots()
+            .filter(|(_, t)| {
+                t.server == ServerState::Proceeding
+                    && t.client != ClientState::Completed
+                    && t.backend.is_some_and(|b| !health.is_active(b))
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in doomed {
+            let Some(mut t) = self.txns.as_deref_mut().and_then(|st| st.table.take(slot)) else {
+                continue;
+            };
+            if t.invite && t.client == ClientState::Proceeding && t.cancel == CancelState::None {
+                self.send_cancel(slot, &mut t);
+                t.cancel = CancelState::None;
+            }
+            t.client = ClientState::Completed;
+            disarm_client(&mut t);
+            self.branch_failed(slot, &mut t, StatusCode::REQUEST_TIMEOUT, None, true);
+            self.put(slot, t);
         }
     }
 

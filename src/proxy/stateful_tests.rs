@@ -29,6 +29,9 @@ impl Health for Recorder {
     fn report(&self, id: BackendId, s: Passive) {
         self.signals.borrow_mut().push((id.0, s));
     }
+    fn generation(&self) -> u64 {
+        self.down.len() as u64
+    }
 }
 
 struct H {
@@ -704,4 +707,29 @@ Content-Length: 0\r\n\r\n";
     let v = h.recv(&answer(&f.text, 200, ""), CLIENT, Socket::Listen(0));
     let r = only(&v, "200 back");
     assert_eq!((r.status(), r.to, r.from), (200, addr(B1), Socket::Egress));
+}
+
+/// A destination taken out by the health logic while a call rings on it:
+/// the branch is CANCELled and the INVITE fails over at once, rather than
+/// after Timer C (minutes) for a server that will never answer.
+#[test]
+fn ringing_branch_on_a_destination_gone_down_fails_over() {
+    let mut h = H::new(Algorithm::CallId, cfg());
+    let fwd = start(&mut h, "c24");
+    h.backend_sends(&answer(&fwd.text, 180, ""), &fwd.to.to_string());
+    let b0 = h.r.backend_at(&fwd.to).unwrap().id.0;
+    h.health.down.push(b0);
+    let v = h.advance(5);
+    assert!(
+        v.iter().any(|s| s.method() == "CANCEL" && s.to == fwd.to),
+        "{v:#?}"
+    );
+    let next = v
+        .iter()
+        .find(|s| s.method() == "INVITE")
+        .expect("failed over");
+    assert_ne!(next.to, fwd.to);
+    assert_eq!(h.p.stats.failovers, 1);
+    // Other transactions are left alone: nothing more happens.
+    assert!(h.advance(5).is_empty());
 }

@@ -262,6 +262,14 @@ impl Table {
         self.live -= 1;
     }
 
+    /// Every live entry with its slot.
+    pub fn slots(&self) -> impl Iterator<Item = (u32, &Txn)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i as u32, t.as_deref()?)))
+    }
+
     pub fn get(&self, slot: u32) -> Option<&Txn> {
         self.slots.get(slot as usize)?.as_deref()
     }
