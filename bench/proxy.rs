@@ -5,20 +5,24 @@
 //! moved on every 1000 calls so lingering transactions expire as they
 //! would.
 
+use arc_swap::ArcSwap;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use sipfront::dispatch::{Algorithm, AllActive, BackendId, BackendSet, Destination, Rules};
 use sipfront::proxy::txn::TxnConfig;
-use sipfront::proxy::{identity::Identity, Inbound, Outcome, Proxy, ProxyConfig, Routing, Socket};
+use sipfront::proxy::{identity::Identity, Datagram, Engine, ProxyConfig, Routing, Socket};
+use sipfront::runtime::pump::{Capture, Pump};
 use sipfront::sip::{HeaderName, Message};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn setup() -> (Proxy, Routing) {
+fn setup() -> Pump {
     setup_with(ProxyConfig::default())
 }
 
-fn setup_with(cfg: ProxyConfig) -> (Proxy, Routing) {
+/// The engine of worker 0 in front of two backends, in the pump every
+/// driver uses.
+fn setup_with(cfg: ProxyConfig) -> Pump {
     let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
     let set = BackendSet::new(
         "default",
@@ -29,9 +33,18 @@ fn setup_with(cfg: ProxyConfig) -> (Proxy, Routing) {
         ],
     )
     .unwrap();
-    let routing = Routing::new(vec![set], Rules::new(vec![], 0));
+    let routing = Arc::new(ArcSwap::from_pointee(Routing::new(
+        vec![set],
+        Rules::new(vec![], 0),
+    )));
     let id = Identity::new(&[a("127.0.0.1:5060")], &[a("127.0.0.1:5061")], None, &[]);
-    (Proxy::new(cfg, Arc::new(id), 0), routing)
+    Pump::new(Engine::new(
+        cfg,
+        Arc::new(id),
+        0,
+        routing,
+        Arc::new(AllActive),
+    ))
 }
 
 /// A backend's answer `status` to the forwarded request `fwd`.
@@ -58,7 +71,7 @@ fn answer(fwd: &[u8], status: &str) -> Vec<u8> {
 }
 
 /// One call's messages through the core, stateful or not; returns the
-/// time spent in `handle` and `tick` only.
+/// time spent in the pump (the engine and its drain) only.
 fn calls(iters: u64, stateful: bool) -> Duration {
     let cfg = ProxyConfig {
         transactions: stateful.then(|| TxnConfig {
@@ -67,16 +80,17 @@ fn calls(iters: u64, stateful: bool) -> Duration {
         }),
         ..ProxyConfig::default()
     };
-    let (mut p, r) = setup_with(cfg);
+    let mut p = setup_with(cfg);
+    let epoch = p.engine().epoch();
+    let mut sink = Capture::default();
     let invite = String::from_utf8(include_bytes!("data/invite.sip").to_vec()).unwrap();
     let client: SocketAddr = "192.0.2.101:5060".parse().unwrap();
     let backend: SocketAddr = "127.0.0.1:5070".parse().unwrap();
-    let mut out = Vec::with_capacity(4096);
     let mut sent: Vec<Vec<u8>> = Vec::new();
     let mut total = Duration::ZERO;
-    let mut now_us = 0u64;
-    let mut run = |p: &mut Proxy, data: &[u8], from_client: bool, sent: &mut Vec<Vec<u8>>| {
-        let pkt = Inbound {
+    let clock = std::cell::Cell::new(0u64);
+    let mut run = |p: &mut Pump, data: &[u8], from_client: bool, sent: &mut Vec<Vec<u8>>| {
+        let d = Datagram {
             data,
             src: if from_client { client } else { backend },
             socket: if from_client {
@@ -85,14 +99,12 @@ fn calls(iters: u64, stateful: bool) -> Duration {
                 Socket::Egress
             },
         };
+        let now = epoch + Duration::from_micros(clock.get());
         let t0 = Instant::now();
-        let o = p.handle(&r, &AllActive, pkt, &mut out);
-        p.drain_queue(|_, _, d| sent.push(std::mem::take(d)));
-        let d = t0.elapsed();
-        if let Outcome::Send { .. } = o {
-            sent.push(out.clone());
-        }
-        d
+        p.datagram(now, d, &mut sink);
+        let e = t0.elapsed();
+        sent.extend(sink.take().into_iter().map(|s| s.data));
+        e
     };
     for i in 0..iters {
         let cid = format!("call{i}@192.0.2.101");
@@ -121,9 +133,10 @@ fn calls(iters: u64, stateful: bool) -> Duration {
         let fbye = sent.iter().find(|d| d.starts_with(b"BYE")).unwrap().clone();
         total += run(&mut p, &answer(&fbye, "200 OK"), false, &mut sent);
         if i % 1000 == 999 {
-            now_us += 40_000_000;
+            clock.set(clock.get() + 40_000_000);
+            let mut timers = Capture::default();
             let t0 = Instant::now();
-            p.tick_us(now_us, &AllActive);
+            p.timeout(epoch + Duration::from_micros(clock.get()), &mut timers);
             total += t0.elapsed();
         }
     }
@@ -131,18 +144,17 @@ fn calls(iters: u64, stateful: bool) -> Duration {
 }
 
 fn bench(c: &mut Criterion) {
-    let (mut p, r) = setup();
+    let mut p = setup();
     let invite = include_bytes!("data/invite.sip");
     let client: SocketAddr = "192.0.2.101:5060".parse().unwrap();
-    let mut out = Vec::with_capacity(4096);
-    let pkt = Inbound {
+    let mut sink = Capture::default();
+    let d = Datagram {
         data: invite,
         src: client,
         socket: Socket::Listen(0),
     };
-    let Outcome::Send { .. } = p.handle(&r, &AllActive, pkt, &mut out) else {
-        panic!("not forwarded")
-    };
+    p.datagram(Instant::now(), d, &mut sink);
+    let out = sink.take().pop().expect("forwarded").data;
     // The backend's 200 OK to the forwarded INVITE.
     let fwd = sipfront::sip::Message::parse(&out).unwrap();
     let mut ok = b"SIP/2.0 200 OK\r\n".to_vec();
@@ -153,24 +165,29 @@ fn bench(c: &mut Criterion) {
     }
     ok.extend_from_slice(b"From: \"Alice\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\nTo: <sip:bob@biloxi.example.com>;tag=8321234356\r\nCall-ID: 3848276298220188511@192.0.2.101\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n");
     let backend: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+    // Each iteration forwards and hands the datagram to a sink that keeps
+    // nothing, as a driver's batch would.
+    let now = Instant::now();
     c.bench_function("proxy/invite_forward", |b| {
         b.iter(|| {
-            let pkt = Inbound {
+            let d = Datagram {
                 data: black_box(invite),
                 src: client,
                 socket: Socket::Listen(0),
             };
-            p.handle(&r, &AllActive, pkt, &mut out)
+            p.datagram(now, d, &mut sink);
+            sink.clear();
         })
     });
     c.bench_function("proxy/200_back", |b| {
         b.iter(|| {
-            let pkt = Inbound {
+            let d = Datagram {
                 data: black_box(&ok),
                 src: backend,
                 socket: Socket::Egress,
             };
-            p.handle(&r, &AllActive, pkt, &mut out)
+            p.datagram(now, d, &mut sink);
+            sink.clear();
         })
     });
 }

@@ -102,6 +102,8 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
                 failover_codes: t.failover_codes.clone(),
             }
         }),
+        // No feature parks messages yet (NAT and media will).
+        ..ProxyConfig::default()
     }
 }
 

@@ -1,17 +1,21 @@
-//! Fuzz the proxy core in both modes: the input is a sequence of datagrams
-//! (split on `\0\0`), each arriving from the client or from a backend
-//! (by its first byte), with the clock moving on between them so the
-//! transaction timers fire. Nothing may panic, the table stays within its
-//! bound, and every datagram sipfront sends is SIP it can parse again.
+//! Fuzz the engine in both modes, through the pump every driver uses: the
+//! input is a sequence of datagrams (split on `\0\0`), each arriving from
+//! the client, from a backend or on a control socket (by its first byte),
+//! with the clock moving on between them so the timers fire; some are
+//! parked and resumed, some hand-overs fail. Nothing may panic, the tables
+//! stay within their bounds, every datagram sipfront sends is SIP it can
+//! parse again, and no internal fault is counted.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sipfront::dispatch::{Algorithm, AllActive, BackendId, BackendSet, Destination, Rules};
 use sipfront::proxy::identity::Identity;
 use sipfront::proxy::txn::TxnConfig;
-use sipfront::proxy::{Inbound, Outcome, Proxy, ProxyConfig, Routing, Socket};
-use sipfront::sip::Message;
+use sipfront::proxy::{Datagram, Engine, ProxyConfig, Routing, Socket};
+use sipfront::runtime::pump::{Capture, Pump};
+use sipfront::sip::{Message, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -31,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
         .map(|(i, b)| Destination::new(BackendId(i as u32), format!("sip:{b}"), addr(b)))
         .collect();
     let set = BackendSet::new("default", Algorithm::CallId, dests).unwrap();
-    let routing = Routing::new(vec![set], Rules::new(vec![], 0));
+    let routing = Arc::new(arc_swap::ArcSwap::from_pointee(Routing::new(
+        vec![set],
+        Rules::new(vec![], 0),
+    )));
     let id = Arc::new(Identity::new(
         &[addr("127.0.0.1:5060")],
         &[addr("127.0.0.1:5061")],
@@ -44,40 +51,68 @@ fuzz_target!(|data: &[u8]| {
                 max_transactions: 16,
                 ..TxnConfig::default()
             }),
+            max_parked: 8,
             ..ProxyConfig::default()
         };
-        let mut p = Proxy::new(cfg, Arc::clone(&id), 0);
+        let e = Engine::new(cfg, Arc::clone(&id), 0, Arc::clone(&routing), Arc::new(AllActive));
+        let mut p = Pump::new(e);
+        let epoch = p.engine().epoch();
+        let mut sink = Capture::default();
         let mut now_us = 0u64;
-        let mut out = Vec::new();
+        let mut parked = Vec::new();
         for (i, dgram) in split(data).enumerate() {
             let Some((&sel, body)) = dgram.split_first() else {
                 continue;
             };
-            let (src, socket) = match sel % 4 {
-                0 => (addr("192.0.2.50:5062"), Socket::Listen(0)),
-                k => (addr(backends[usize::from(k - 1)]), Socket::Egress),
+            let (src, socket) = match sel % 8 {
+                0 | 4 => (addr("192.0.2.50:5062"), Socket::Listen(0)),
+                5 => (addr("192.0.2.50:5062"), Socket::Control(0)),
+                k => (addr(backends[usize::from(k % 3)]), Socket::Egress),
             };
             now_us += u64::from(sel) * 25_000 + 1;
-            p.tick_us(now_us, &AllActive);
-            let o = p.handle(&routing, &AllActive, Inbound { data: body, src, socket }, &mut out);
-            if let Outcome::Send { .. } = o {
-                check(&out);
+            let now = epoch + Duration::from_micros(now_us);
+            sink.mesh_full = sel & 0x40 != 0;
+            p.timeout(now, &mut sink);
+            let d = Datagram { data: body, src, socket };
+            if sel & 0x80 != 0 {
+                // Parked, resumed by a later datagram or timed out.
+                if let Some(id) = p.engine_mut().park(d, Duration::from_millis(u64::from(sel)), StatusCode::SERVER_ERROR) {
+                    parked.push(id);
+                }
+            } else if sel & 0x20 != 0 {
+                if let Some(id) = parked.pop() {
+                    p.engine_mut().resume(now, id);
+                }
+                p.datagram(now, d, &mut sink);
+            } else {
+                p.datagram(now, d, &mut sink);
             }
-            p.drain_queue(|_, _, d| check(d));
-            assert!(p.transaction_memory().0 <= 16);
-            assert!(p.stats.transactions_pending <= p.stats.transactions_current);
+            for s in sink.take() {
+                check(&s.data);
+            }
+            let e = p.engine();
+            assert!(e.transaction_memory().0 <= 16);
+            assert!(e.parked() <= 8);
+            assert!(e.stats().transactions_pending <= e.stats().transactions_current);
+            assert_eq!(e.stats().internal_faults, 0);
             if i > 64 {
                 break;
             }
         }
-        // Let every timer run out: the table empties.
+        // Let every timer run out: the tables empty.
         for _ in 0..200 {
             now_us += 1_000_000;
-            p.tick_us(now_us, &AllActive);
-            p.drain_queue(|_, _, d| check(d));
+            p.timeout(epoch + Duration::from_micros(now_us), &mut sink);
+            for s in sink.take() {
+                check(&s.data);
+            }
         }
-        assert_eq!(p.transaction_memory().0, 0, "transactions left after 200 s");
-        assert_eq!(p.stats.transactions_pending, 0);
+        let e = p.engine();
+        assert_eq!(e.transaction_memory().0, 0, "transactions left after 200 s");
+        assert_eq!(e.stats().transactions_pending, 0);
+        assert_eq!(e.parked(), 0, "parked messages left after 200 s");
+        assert_eq!(e.stats().internal_faults, 0);
+        assert_eq!(e.poll_timeout(), None, "timers left after 200 s");
     }
 });
 

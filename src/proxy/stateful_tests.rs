@@ -4,7 +4,9 @@
 use super::txn::TxnConfig;
 use super::*;
 use crate::dispatch::{Algorithm, BackendId, BackendSet, Destination, Passive, Rules};
-use std::cell::RefCell;
+use crate::runtime::pump::{Capture, Pump};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 const CLIENT: &str = "192.0.2.50:5062";
 const B1: &str = "127.0.0.1:5070";
@@ -18,26 +20,29 @@ fn addr(s: &str) -> SocketAddr {
 /// Records the passive signals; everything is active unless marked down.
 #[derive(Default)]
 struct Recorder {
-    down: Vec<u32>,
-    signals: RefCell<Vec<(u32, Passive)>>,
+    down: Mutex<Vec<u32>>,
+    signals: Mutex<Vec<(u32, Passive)>>,
 }
 
 impl Health for Recorder {
     fn is_active(&self, id: BackendId) -> bool {
-        !self.down.contains(&id.0)
+        !self.down.lock().unwrap().contains(&id.0)
     }
     fn report(&self, id: BackendId, s: Passive) {
-        self.signals.borrow_mut().push((id.0, s));
+        self.signals.lock().unwrap().push((id.0, s));
     }
     fn generation(&self) -> u64 {
-        self.down.len() as u64
+        self.down.lock().unwrap().len() as u64
     }
 }
 
+/// The engine under test in its pump, with an in-memory sink and a fake
+/// clock.
 struct H {
-    p: Proxy,
-    r: Routing,
-    health: Recorder,
+    p: Pump,
+    sink: Capture,
+    r: Arc<Routing>,
+    health: Arc<Recorder>,
     now_us: u64,
 }
 
@@ -85,45 +90,56 @@ impl H {
             transactions: Some(tc),
             ..ProxyConfig::default()
         };
+        let r = Arc::new(Routing::new(vec![set], Rules::new(vec![], 0)));
+        let health = Arc::new(Recorder::default());
+        let e = Engine::new(
+            pc,
+            Arc::new(id),
+            0,
+            Arc::new(ArcSwap::new(Arc::clone(&r))),
+            Arc::clone(&health) as Arc<dyn Health + Send + Sync>,
+        );
         H {
-            p: Proxy::new(pc, Arc::new(id), 0),
-            r: Routing::new(vec![set], Rules::new(vec![], 0)),
-            health: Recorder::default(),
+            p: Pump::new(e),
+            sink: Capture::default(),
+            r,
+            health,
             now_us: 0,
         }
     }
 
-    fn collect(&mut self, o: Outcome, out: &[u8], socket: Socket, src: &str) -> Vec<Sent> {
-        let mut v = Vec::new();
-        if let Outcome::Send { to, from } = o {
-            v.push(Sent {
-                to,
-                from,
-                text: String::from_utf8_lossy(out).into_owned(),
-            });
-        }
-        let _ = (socket, src);
-        self.p.drain_queue(|to, from, d| {
-            v.push(Sent {
-                to,
-                from,
-                text: String::from_utf8_lossy(d).into_owned(),
+    fn now(&self) -> Instant {
+        self.p.engine().epoch() + Duration::from_micros(self.now_us)
+    }
+
+    fn stats(&self) -> &Stats {
+        self.p.engine().stats()
+    }
+
+    /// What the engine sent since the last look.
+    fn collect(&mut self) -> Vec<Sent> {
+        self.sink
+            .take()
+            .into_iter()
+            .map(|s| Sent {
+                to: s.to,
+                from: s.socket,
+                text: String::from_utf8_lossy(&s.data).into_owned(),
             })
-        });
-        v
+            .collect()
     }
 
     /// A datagram from `src` on `socket`.
     fn recv(&mut self, msg: &str, src: &str, socket: Socket) -> Vec<Sent> {
-        self.p.tick_us(self.now_us, &self.health);
-        let mut out = Vec::new();
-        let pkt = Inbound {
+        let now = self.now();
+        self.p.timeout(now, &mut self.sink);
+        let d = Datagram {
             data: msg.as_bytes(),
             src: addr(src),
             socket,
         };
-        let o = self.p.handle(&self.r, &self.health, pkt, &mut out);
-        self.collect(o, &out, socket, src)
+        self.p.datagram(now, d, &mut self.sink);
+        self.collect()
     }
 
     fn client_sends(&mut self, msg: &str) -> Vec<Sent> {
@@ -140,14 +156,15 @@ impl H {
         let end = self.now_us + ms * 1000;
         while self.now_us < end {
             self.now_us = (self.now_us + 5000).min(end);
-            self.p.tick_us(self.now_us, &self.health);
-            v.extend(self.collect(Outcome::Queued, &[], Socket::Egress, ""));
+            let now = self.now();
+            self.p.timeout(now, &mut self.sink);
+            v.extend(self.collect());
         }
         v
     }
 
     fn live(&self) -> usize {
-        self.p.transaction_memory().0
+        self.p.engine().transaction_memory().0
     }
 }
 
@@ -231,7 +248,7 @@ fn invite_gets_100_trying_and_one_forward_rfc3261_16_2_17_2_1() {
     assert!(fwd.text.contains(";branch=z9hG4bKsf"));
     // The 100 has no To tag (§8.2.6.2), sipfront's Via is not in it.
     assert_eq!(h.live(), 1);
-    assert_eq!(h.p.stats.transactions_total, 1);
+    assert_eq!(h.stats().transactions_total, 1);
 }
 
 #[test]
@@ -246,7 +263,7 @@ fn retransmitted_invite_is_absorbed_and_answered_with_the_last_response_rfc3261_
     assert!(!v[0].text.contains("z9hG4bKsf"), "sipfront's Via removed");
     let v = h.client_sends(&invite("c2"));
     assert_eq!(only(&v, "retransmission").status(), 180);
-    assert_eq!(h.p.stats.retransmissions_absorbed, 2);
+    assert_eq!(h.stats().retransmissions_absorbed, 2);
 }
 
 #[test]
@@ -267,23 +284,23 @@ fn every_2xx_is_relayed_and_retransmissions_after_it_are_absorbed_rfc6026() {
     let fwd = start(&mut h, "c4");
     let b = fwd.to.to_string();
     let ok = answer(&fwd.text, 200, "");
-    assert_eq!(h.p.stats.transactions_pending, 1);
+    assert_eq!(h.stats().transactions_pending, 1);
     assert_eq!(only(&h.backend_sends(&ok, &b), "200").status(), 200);
     // Answered: nothing left for a drain to wait for, though it lingers.
-    assert_eq!(h.p.stats.transactions_pending, 0);
-    assert_eq!(h.p.stats.transactions_current, 1);
+    assert_eq!(h.stats().transactions_pending, 0);
+    assert_eq!(h.stats().transactions_current, 1);
     // A retransmitted 2xx is relayed again (the UAS retransmits until ACK).
     assert_eq!(only(&h.backend_sends(&ok, &b), "200 again").status(), 200);
     // The INVITE retransmitted after the 2xx is absorbed silently (Accepted).
     assert!(h.client_sends(&invite("c4")).is_empty());
     // Nothing of the message is kept while the entry lingers.
-    let (live, bytes) = h.p.transaction_memory();
+    let (live, bytes) = h.p.engine().transaction_memory();
     assert_eq!(live, 1);
     assert!(bytes < 2048, "{bytes}");
     // Timer L (64×T1) ends it.
     h.advance(32_010);
     assert_eq!(h.live(), 0);
-    assert_eq!(h.p.stats.transactions_current, 0);
+    assert_eq!(h.stats().transactions_current, 0);
 }
 
 #[test]
@@ -350,10 +367,15 @@ fn no_answer_fails_over_to_the_next_destination_in_ranking_order() {
     assert_eq!(invites.len(), 3, "{v:#?}");
     let second = invites[2];
     assert_ne!(second.to, fwd.to);
-    assert_eq!(h.p.stats.failovers, 1);
-    assert_eq!(h.p.stats.timeouts, 1);
+    assert_eq!(h.stats().failovers, 1);
+    assert_eq!(h.stats().timeouts, 1);
     let b0 = h.r.backend_at(&fwd.to).unwrap().id.0;
-    assert!(h.health.signals.borrow().contains(&(b0, Passive::Timeout)));
+    assert!(h
+        .health
+        .signals
+        .lock()
+        .unwrap()
+        .contains(&(b0, Passive::Timeout)));
     // A new branch for the new attempt (§17.1.3).
     let branch = |t: &str| {
         t.lines()
@@ -383,7 +405,8 @@ fn failover_codes_move_on_and_retry_after_suspends_rfc3261_21_5_4() {
     assert!(h
         .health
         .signals
-        .borrow()
+        .lock()
+        .unwrap()
         .contains(&(b0, Passive::RetryAfter(std::time::Duration::from_secs(30)))));
     // The last destination's failure code is relayed when none is left.
     let v = h.backend_sends(&answer(&next.text, 500, ""), &next.to.to_string());
@@ -395,7 +418,7 @@ fn failover_codes_move_on_and_retry_after_suspends_rfc3261_21_5_4() {
     let to3 = v.iter().find(|s| s.method() == "INVITE").unwrap().to;
     let v = h.backend_sends(&answer(&third, 502, ""), &to3.to_string());
     assert!(v.iter().any(|s| s.status() == 502 && s.to == addr(CLIENT)));
-    assert_eq!(h.p.stats.failovers, 2);
+    assert_eq!(h.stats().failovers, 2);
 }
 
 impl Sent {
@@ -411,7 +434,7 @@ fn other_final_codes_are_relayed_without_failover() {
     let v = h.backend_sends(&answer(&fwd.text, 486, ""), &fwd.to.to_string());
     assert!(v.iter().any(|s| s.status() == 486));
     assert!(v.iter().all(|s| s.method() != "INVITE"));
-    assert_eq!(h.p.stats.failovers, 0);
+    assert_eq!(h.stats().failovers, 0);
 }
 
 #[test]
@@ -433,7 +456,7 @@ fn cancel_after_ringing_is_answered_and_sent_on_rfc3261_16_10() {
         c.text.contains(via_fwd),
         "CANCEL has the INVITE's branch (§9.1)"
     );
-    assert_eq!(h.p.stats.cancels, 1);
+    assert_eq!(h.stats().cancels, 1);
     // The backend answers the CANCEL and the INVITE.
     assert!(h.backend_sends(&answer(&c.text, 200, ""), &b).is_empty());
     let v = h.backend_sends(&answer(&fwd.text, 487, ""), &b);
@@ -467,7 +490,7 @@ fn cancelled_silent_branch_gets_487_from_sipfront() {
         "{v:#?}"
     );
     assert!(v.iter().all(|s| s.method() != "INVITE" || s.to != addr(B3)));
-    assert_eq!(h.p.stats.failovers, 0);
+    assert_eq!(h.stats().failovers, 0);
 }
 
 #[test]
@@ -511,7 +534,8 @@ fn in_dialog_request_to_a_dead_backend_gets_408_promptly() {
     let r = v.iter().find(|s| s.status() == 408).expect("408 upstream");
     assert_eq!(r.to, addr(CLIENT));
     assert_eq!(
-        h.p.stats.failovers, 0,
+        h.stats().failovers,
+        0,
         "in-dialog requests do not fail over"
     );
     // A retransmitted BYE gets the 408 again (timer J).
@@ -573,7 +597,7 @@ fn a_full_table_refuses_new_requests_with_503() {
     let r = only(&v, "503");
     assert_eq!(r.status(), 503);
     assert!(r.text.contains("Retry-After:"));
-    assert_eq!(h.p.stats.transactions_refused, 1);
+    assert_eq!(h.stats().transactions_refused, 1);
     // Retransmissions of accepted requests are still absorbed.
     assert_eq!(only(&h.client_sends(&invite("f1")), "abs").status(), 100);
 }
@@ -582,7 +606,7 @@ fn a_full_table_refuses_new_requests_with_503() {
 fn draining_absorbs_retransmissions_but_refuses_new_dialogs() {
     let mut h = H::new(Algorithm::CallId, cfg());
     let flag = Arc::new(AtomicBool::new(false));
-    h.p.set_drain_flag(Arc::clone(&flag));
+    h.p.engine_mut().set_drain_flag(Arc::clone(&flag));
     start(&mut h, "d1");
     flag.store(true, Ordering::Relaxed);
     assert_eq!(only(&h.client_sends(&invite("d1")), "abs").status(), 100);
@@ -615,7 +639,7 @@ fn memory_per_live_invite_transaction() {
     for i in 0..1000 {
         start(&mut h, &format!("mem{i}"));
     }
-    let (live, bytes) = h.p.transaction_memory();
+    let (live, bytes) = h.p.engine().transaction_memory();
     assert_eq!(live, 1000);
     let per = bytes / live;
     eprintln!("bytes per live INVITE transaction (proceeding): {per}");
@@ -710,16 +734,17 @@ Content-Length: 0\r\n\r\n";
 }
 
 /// A destination taken out by the health logic while a call rings on it:
-/// the branch is CANCELled and the INVITE fails over at once, rather than
-/// after Timer C (minutes) for a server that will never answer.
+/// the branch is CANCELled and the INVITE fails over within one health
+/// watch, rather than after Timer C (minutes) for a server that will never
+/// answer.
 #[test]
 fn ringing_branch_on_a_destination_gone_down_fails_over() {
     let mut h = H::new(Algorithm::CallId, cfg());
     let fwd = start(&mut h, "c24");
     h.backend_sends(&answer(&fwd.text, 180, ""), &fwd.to.to_string());
     let b0 = h.r.backend_at(&fwd.to).unwrap().id.0;
-    h.health.down.push(b0);
-    let v = h.advance(5);
+    h.health.down.lock().unwrap().push(b0);
+    let v = h.advance(super::stateful::HEALTH_WATCH_MS);
     assert!(
         v.iter().any(|s| s.method() == "CANCEL" && s.to == fwd.to),
         "{v:#?}"
@@ -729,7 +754,7 @@ fn ringing_branch_on_a_destination_gone_down_fails_over() {
         .find(|s| s.method() == "INVITE")
         .expect("failed over");
     assert_ne!(next.to, fwd.to);
-    assert_eq!(h.p.stats.failovers, 1);
+    assert_eq!(h.stats().failovers, 1);
     // Other transactions are left alone: nothing more happens.
     assert!(h.advance(5).is_empty());
 }

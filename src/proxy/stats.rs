@@ -31,10 +31,19 @@ pub enum DropReason {
     HandoverFull,
     /// Keepalive datagrams (CRLF) carry nothing to route.
     KeepAlive,
+    /// The engine's output queue was full (`proxy::outbox::CAPACITY`).
+    OutboxFull,
+    /// A datagram handed over by another worker that names yet another
+    /// worker: never handed on twice.
+    HandoverLoop,
+    /// A datagram on a control-protocol socket no client is using.
+    NoControlClient,
+    /// A parked response whose deadline passed.
+    ParkTimeout,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Unparseable,
         DropReason::Unanswerable,
         DropReason::BadAck,
@@ -45,6 +54,10 @@ impl DropReason {
         DropReason::BadDestination,
         DropReason::HandoverFull,
         DropReason::KeepAlive,
+        DropReason::OutboxFull,
+        DropReason::HandoverLoop,
+        DropReason::NoControlClient,
+        DropReason::ParkTimeout,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -59,6 +72,10 @@ impl DropReason {
             DropReason::BadDestination => "bad_destination",
             DropReason::HandoverFull => "handover_full",
             DropReason::KeepAlive => "keepalive",
+            DropReason::OutboxFull => "outbox_full",
+            DropReason::HandoverLoop => "handover_loop",
+            DropReason::NoControlClient => "no_control_client",
+            DropReason::ParkTimeout => "park_timeout",
         }
     }
 }
@@ -68,6 +85,30 @@ impl fmt::Display for DropReason {
         f.write_str(self.as_str())
     }
 }
+
+/// Requests sipfront originates (sends on its own, not forwarded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Originated {
+    /// The hop-by-hop ACK of a non-2xx final response (RFC 3261 §17.1.1.3).
+    Ack,
+    /// The CANCEL of a pending branch (§9.1, §16.10).
+    Cancel,
+}
+
+impl Originated {
+    pub const ALL: [Originated; 2] = [Originated::Ack, Originated::Cancel];
+
+    /// The SIP method, also the metric label.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Originated::Ack => "ACK",
+            Originated::Cancel => "CANCEL",
+        }
+    }
+}
+
+/// Why a datagram could not be sent: the one list, from the I/O layer.
+pub use sipfront_io::SendError;
 
 /// Counters of one worker.
 #[derive(Clone, Debug)]
@@ -111,6 +152,21 @@ pub struct Stats {
     pub cancels: u64,
     /// INVITE sent → first response, per backend (stateful mode).
     pub latency: Vec<Histogram>,
+    /// Datagrams the kernel refused to send, by [`SendError`].
+    pub send_failures: [u64; SendError::ALL.len()],
+    /// Internal faults: states the code holds impossible (a timer of the
+    /// wrong mode, a stored request sipfront cannot read back). Never bad
+    /// input; any count here is a bug to report.
+    pub internal_faults: u64,
+    /// Requests originated, by [`Originated`].
+    pub originated: [u64; Originated::ALL.len()],
+    /// Messages parked since start, parked now (a gauge), refused because
+    /// the table was full, resumed, and answered at their deadline.
+    pub parked_total: u64,
+    pub parked_current: u64,
+    pub park_refused: u64,
+    pub park_resumed: u64,
+    pub park_timeouts: u64,
 }
 
 /// Number of `Method` variants.
@@ -178,6 +234,14 @@ impl Default for Stats {
             timeouts: 0,
             cancels: 0,
             latency: Vec::new(),
+            send_failures: [0; SendError::ALL.len()],
+            internal_faults: 0,
+            originated: [0; Originated::ALL.len()],
+            parked_total: 0,
+            parked_current: 0,
+            park_refused: 0,
+            park_resumed: 0,
+            park_timeouts: 0,
         }
     }
 }
@@ -189,6 +253,28 @@ impl Stats {
 
     pub fn dropped(&self, r: DropReason) -> u64 {
         self.drops[r as usize]
+    }
+
+    /// Counts `n` datagrams the kernel refused, by why.
+    pub fn send_failed(&mut self, why: SendError, n: u64) {
+        self.send_failures[why as usize] += n;
+    }
+
+    pub fn send_failures_by(&self, why: SendError) -> u64 {
+        self.send_failures[why as usize]
+    }
+
+    /// Counts an internal fault (see [`Stats::internal_faults`]).
+    pub fn internal_fault(&mut self) {
+        self.internal_faults += 1;
+    }
+
+    pub fn originate(&mut self, kind: Originated) {
+        self.originated[kind as usize] += 1;
+    }
+
+    pub fn originated_of(&self, kind: Originated) -> u64 {
+        self.originated[kind as usize]
     }
 
     pub fn replied(&mut self, code: u16) {
@@ -250,6 +336,18 @@ impl Stats {
         for (a, b) in self.latency.iter_mut().zip(o.latency.iter()) {
             a.merge(b);
         }
+        for (a, b) in self.send_failures.iter_mut().zip(o.send_failures.iter()) {
+            *a += b;
+        }
+        self.internal_faults += o.internal_faults;
+        for (a, b) in self.originated.iter_mut().zip(o.originated.iter()) {
+            *a += b;
+        }
+        self.parked_total += o.parked_total;
+        self.parked_current += o.parked_current;
+        self.park_refused += o.park_refused;
+        self.park_resumed += o.park_resumed;
+        self.park_timeouts += o.park_timeouts;
     }
 
     /// Counts a request forwarded with `method`.
@@ -289,6 +387,24 @@ impl Stats {
         for (i, n) in self.per_backend.iter().enumerate() {
             s.push_str(&format!("forwarded_backend_{i} {n}\n"));
         }
+        for e in SendError::ALL {
+            if self.send_failures_by(e) > 0 {
+                s.push_str(&format!(
+                    "send_failures_{} {}\n",
+                    e.as_str(),
+                    self.send_failures_by(e)
+                ));
+            }
+        }
+        for k in Originated::ALL {
+            if self.originated_of(k) > 0 {
+                s.push_str(&format!(
+                    "originated_{} {}\n",
+                    k.method(),
+                    self.originated_of(k)
+                ));
+            }
+        }
         for (name, v) in [
             ("transactions_current", self.transactions_current),
             ("transactions_pending", self.transactions_pending),
@@ -299,6 +415,10 @@ impl Stats {
             ("failovers", self.failovers),
             ("timeouts", self.timeouts),
             ("cancels", self.cancels),
+            ("internal_faults", self.internal_faults),
+            ("parked_total", self.parked_total),
+            ("park_refused", self.park_refused),
+            ("park_timeouts", self.park_timeouts),
         ] {
             if v > 0 {
                 s.push_str(&format!("{name} {v}\n"));

@@ -1,8 +1,9 @@
 //! The cross-core mesh: bounded channels between workers, for a datagram
 //! that reached the wrong worker (a response whose branch names another
 //! worker). Each worker owns one receiving end and a sender to every other
-//! worker; an eventfd wakes the receiving worker's event loop. Nothing is
-//! shared but the channels themselves; a full channel drops and counts.
+//! worker; an eventfd wakes the receiving worker's event loop (and, through
+//! a [`Waker`], the runtime's shutdown). Nothing is shared but the channels
+//! themselves; a full channel drops and counts.
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,6 +23,23 @@ pub struct Handover {
 
 /// Queue depth per worker.
 pub const DEPTH: usize = 4096;
+
+/// Wakes a sleeping worker (the runtime's shutdown): the worker's loop
+/// sleeps until its next deadline, which may be never.
+#[derive(Clone)]
+pub struct Waker(Arc<OwnedFd>);
+
+impl Waker {
+    pub fn wake(&self) {
+        write_one(&self.0);
+    }
+}
+
+fn write_one(fd: &OwnedFd) {
+    let one = 1u64;
+    // SAFETY: writes 8 bytes to an eventfd we hold.
+    unsafe { libc::write(fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+}
 
 /// One worker's end of the mesh.
 pub struct MeshEnd {
@@ -64,6 +82,11 @@ pub fn build(n: usize) -> io::Result<Vec<MeshEnd>> {
 }
 
 impl MeshEnd {
+    /// A handle that wakes this worker.
+    pub fn waker(&self) -> Waker {
+        Waker(Arc::clone(&self.wake))
+    }
+
     /// The fd to poll for incoming handovers.
     pub fn wake_fd(&self) -> i32 {
         self.wake.as_raw_fd()
@@ -93,15 +116,7 @@ impl MeshEnd {
         };
         match tx.try_send(h) {
             Ok(()) => {
-                let one = 1u64;
-                // SAFETY: writes 8 bytes to the peer's eventfd.
-                unsafe {
-                    libc::write(
-                        wake.as_raw_fd(),
-                        &one as *const u64 as *const libc::c_void,
-                        8,
-                    )
-                };
+                write_one(wake);
                 true
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,

@@ -1,25 +1,30 @@
 //! Thread-per-core runtime (DESIGN.md principle 1, "I/O drivers"): one
 //! worker per core, pinned, owning its SO_REUSEPORT listen sockets, its
 //! egress socket (a distinct port per worker, named in its Via, so replies
-//! come back to it), its proxy core and counters. Two drivers run the same
-//! sans-I/O core: io_uring through glommio, and a portable epoll +
-//! recvmmsg/sendmmsg driver for hosts and containers where io_uring is
-//! blocked.
+//! come back to it), its engine and counters. One [`pump`] runs the engine;
+//! two drivers do the I/O around it: io_uring through glommio, and a
+//! portable epoll + recvmmsg/sendmmsg driver for hosts and containers where
+//! io_uring is blocked. Sockets, batches and CPU pinning come from the
+//! shared `sipfront_io` crate.
 
 pub mod mesh;
 pub mod portable;
-pub mod sockets;
+pub mod pump;
 pub mod uring;
 
+pub use pump::STATS_PUBLISH_PERIOD;
+/// UDP sockets for the workers (re-exported from the shared I/O crate).
+pub use sipfront_io::udp as sockets;
+
 use crate::dispatch::HealthTable;
-use crate::proxy::{identity::Identity, stats::Stats, Proxy, ProxyConfig, Routing, Socket};
+use crate::proxy::{identity::Identity, stats::Stats, Engine, ProxyConfig, Routing, Socket};
 use arc_swap::ArcSwap;
+use pump::Pump;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 /// Which I/O driver runs the workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,33 +89,6 @@ pub fn choose_driver(choice: DriverChoice) -> io::Result<(Driver, String)> {
     }
 }
 
-/// Pins the calling thread to `cpu` (best effort: a container may restrict
-/// the CPU set).
-pub fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes inside it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            tracing::debug!(cpu, "could not pin worker");
-        }
-    }
-}
-
-/// CPUs this process may run on, in order.
-pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: sched_getaffinity fills the set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
-
 /// Runtime settings.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -132,29 +110,8 @@ pub struct WorkerSetup {
     pub id: usize,
     pub cpu: usize,
     pub sockets: Vec<(UdpSocket, Socket)>,
-    pub proxy: Proxy,
-    pub routing: Arc<ArcSwap<Routing>>,
-    pub health: Arc<HealthTable>,
+    pub pump: Pump,
     pub shutdown: Arc<AtomicBool>,
-    stats_out: Arc<Mutex<Stats>>,
-    last_publish: Instant,
-}
-
-/// How often a worker publishes its counters for `/metrics`, `/stats` and
-/// the drain logic (a copy of `Stats`, a few KiB).
-pub const STATS_PUBLISH_PERIOD: Duration = Duration::from_millis(250);
-
-impl WorkerSetup {
-    /// Publishes a copy of the counters, at most every
-    /// [`STATS_PUBLISH_PERIOD`].
-    pub fn publish_stats(&mut self) {
-        if self.last_publish.elapsed() >= STATS_PUBLISH_PERIOD {
-            self.last_publish = Instant::now();
-            if let Ok(mut s) = self.stats_out.lock() {
-                s.clone_from(&self.proxy.stats);
-            }
-        }
-    }
 }
 
 /// One worker's end of the cross-core mesh, in its driver's kind.
@@ -173,6 +130,8 @@ pub struct Runtime {
     /// (`Proxy::set_drain_flag`).
     pub drain: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
+    /// Wake the portable workers' loops (they sleep until a deadline).
+    wakers: Vec<mesh::Waker>,
     handles: Vec<JoinHandle<io::Result<Stats>>>,
     stats: Vec<Arc<Mutex<Stats>>>,
     alive: Arc<AtomicUsize>,
@@ -233,7 +192,7 @@ pub fn start(
             "at most 255 workers",
         ));
     }
-    let cpus = allowed_cpus();
+    let cpus = sipfront_io::cpu::allowed_cpus();
     // Listen sockets: worker 0 binds first (resolving port 0), the others
     // join the same address with SO_REUSEPORT.
     let mut listen_socks: Vec<Vec<UdpSocket>> = (0..n).map(|_| Vec::new()).collect();
@@ -319,6 +278,13 @@ pub fn start(
             .map(WorkerMesh::Uring)
             .collect(),
     };
+    let wakers = meshes
+        .iter()
+        .filter_map(|m| match m {
+            WorkerMesh::Portable(end) => Some(end.waker()),
+            WorkerMesh::Uring(_) => None,
+        })
+        .collect();
     // Popped from the back: worker 0 first.
     meshes.reverse();
     for (w, (lsocks, esock)) in listen_socks.into_iter().zip(egress_socks).enumerate() {
@@ -333,18 +299,20 @@ pub fn start(
         socks.push((esock, Socket::Egress));
         let out = Arc::new(Mutex::new(Stats::default()));
         stats.push(Arc::clone(&out));
-        let mut proxy = Proxy::new(proxy_cfg.clone(), Arc::clone(&identity), w as u8);
-        proxy.set_drain_flag(Arc::clone(&drain));
+        let mut engine = Engine::new(
+            proxy_cfg.clone(),
+            Arc::clone(&identity),
+            w as u8,
+            Arc::clone(&routing),
+            Arc::clone(&health) as Arc<dyn crate::dispatch::Health + Send + Sync>,
+        );
+        engine.set_drain_flag(Arc::clone(&drain));
         let setup = WorkerSetup {
             id: w,
             cpu: cpus.get(w % cpus.len().max(1)).copied().unwrap_or(w),
             sockets: socks,
-            proxy,
-            routing: Arc::clone(&routing),
-            health: Arc::clone(&health),
+            pump: Pump::publishing(engine, out),
             shutdown: Arc::clone(&shutdown),
-            stats_out: out,
-            last_publish: Instant::now(),
         };
         alive.fetch_add(1, Ordering::Relaxed);
         let guard = AliveGuard(Arc::clone(&alive));
@@ -367,6 +335,7 @@ pub fn start(
         health,
         drain,
         shutdown,
+        wakers,
         handles,
         stats,
         alive,
@@ -410,6 +379,9 @@ impl Runtime {
     /// Tells the workers to stop and waits for them; returns the final counters.
     pub fn stop(self) -> Stats {
         self.shutdown.store(true, Ordering::Relaxed);
+        for w in &self.wakers {
+            w.wake();
+        }
         let mut total = Stats::default();
         for h in self.handles {
             match h.join() {

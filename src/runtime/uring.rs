@@ -1,41 +1,54 @@
 //! The io_uring driver: one glommio `LocalExecutor` per worker, pinned to
-//! its core; a task per socket receives, runs the proxy core, and sends.
-//! Handovers travel over glommio's bounded shared channels (one per pair of
-//! workers), which wake the receiving executor without polling.
+//! its core. A task per socket receives through io_uring and feeds the pump;
+//! a task per peer worker receives hand-overs (glommio's bounded shared
+//! channels, which wake the executor without polling); a timer task sleeps
+//! until the pump's next deadline and is woken earlier when an event brings
+//! one closer. Sends leave in batches, with sendmmsg on the sockets' fds
+//! (`MSG_DONTWAIT`, so the executor never blocks), after every event. Pure
+//! I/O: the pump runs the engine.
 
-use super::{pin_to_cpu, WorkerSetup};
-use crate::proxy::{stats::DropReason, stats::Stats, Inbound, Outcome, Socket};
-use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
+use super::mesh::Handover;
+use super::pump::{add_flushed, count_failure, Pump, Sink};
+use super::WorkerSetup;
+use crate::proxy::{stats::Stats, Datagram, Socket};
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::UdpSocket;
 use glommio::{LocalExecutorBuilder, Placement};
-use std::cell::RefCell;
+use sipfront_io::batch::{Flushed, SendBatch, SendError};
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type Item = (Vec<u8>, SocketAddr, Socket);
+/// Datagrams per sendmmsg.
+const BATCH: usize = 32;
+/// Longest sleep of the timer task: how soon a quiet worker notices the
+/// shutdown flag (glommio's executor cannot be woken from another thread
+/// without a channel the runtime would have to connect from inside it).
+const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
 /// Channels of a full mesh: `senders[i][j]` sends from worker i to j.
 pub struct Mesh {
-    senders: Vec<Vec<Option<SharedSender<Item>>>>,
-    receivers: Vec<Vec<SharedReceiver<Item>>>,
+    senders: Vec<Vec<Option<SharedSender<Handover>>>>,
+    receivers: Vec<Vec<SharedReceiver<Handover>>>,
 }
 
 /// One worker's share of the mesh.
 pub struct End {
-    to: Vec<Option<SharedSender<Item>>>,
-    from: Vec<SharedReceiver<Item>>,
+    to: Vec<Option<SharedSender<Handover>>>,
+    from: Vec<SharedReceiver<Handover>>,
 }
 
 impl Mesh {
     pub fn build(n: usize) -> Mesh {
-        let mut senders: Vec<Vec<Option<SharedSender<Item>>>> =
+        let mut senders: Vec<Vec<Option<SharedSender<Handover>>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut receivers: Vec<Vec<SharedReceiver<Item>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut receivers: Vec<Vec<SharedReceiver<Handover>>> =
+            (0..n).map(|_| Vec::new()).collect();
         for (i, row) in senders.iter_mut().enumerate() {
             for (j, slot) in row.iter_mut().enumerate() {
                 if i != j {
@@ -57,83 +70,133 @@ impl Mesh {
     }
 }
 
-/// Sends `out` to `dst` from the worker's socket of kind `from`.
-/// Moves the transaction layer's queued datagrams out, to be sent once the
-/// worker state is no longer borrowed.
-fn take_queued(proxy: &mut crate::proxy::Proxy, into: &mut Vec<(SocketAddr, Socket, Vec<u8>)>) {
-    proxy.drain_queue(|to, from, data| into.push((to, from, std::mem::take(data))));
+/// The worker's sockets (by raw fd: glommio owns them) and mesh senders as
+/// the pump's sink.
+struct Sockets {
+    fds: Vec<(RawFd, Socket)>,
+    tx: Vec<SendBatch>,
+    to: Vec<Option<ConnectedSender<Handover>>>,
+    failed: Flushed,
 }
 
-async fn send_from(
-    gsocks: &[UdpSocket],
-    kinds: &[Socket],
-    from: Socket,
-    out: &[u8],
-    dst: SocketAddr,
-) {
-    if let Some(o) = kinds.iter().position(|k| *k == from) {
-        if let Err(e) = gsocks[o].send_to(out, dst).await {
-            tracing::warn!(error = %e, "send_to");
+impl Sink for Sockets {
+    fn send(&mut self, socket: Socket, to: SocketAddr, buf: &mut Vec<u8>) {
+        let Some(i) = self.fds.iter().position(|(_, k)| *k == socket) else {
+            count_failure(&mut self.failed, SendError::Other);
+            return;
+        };
+        let batch = &mut self.tx[i];
+        std::mem::swap(batch.slot(), buf);
+        batch.commit(to);
+        if batch.is_full() {
+            let f = batch.flush(self.fds[i].0);
+            add_flushed(&mut self.failed, &f);
+        }
+    }
+
+    fn hand_over(&mut self, worker: u8, h: Handover) -> bool {
+        self.to
+            .get(usize::from(worker))
+            .and_then(|s| s.as_ref())
+            .is_some_and(|s| s.try_send(h).is_ok())
+    }
+
+    fn flush(&mut self) -> Flushed {
+        let mut f = std::mem::take(&mut self.failed);
+        for (b, (fd, _)) in self.tx.iter_mut().zip(&self.fds) {
+            if !b.is_empty() {
+                add_flushed(&mut f, &b.flush(*fd));
+            }
+        }
+        f
+    }
+}
+
+/// The worker's state shared by its tasks (one thread: `RefCell`).
+struct Shared {
+    pump: RefCell<Pump>,
+    sink: RefCell<Sockets>,
+    /// When the timer task will wake next (`None` while it runs).
+    sleeping_until: Cell<Option<Instant>>,
+    /// Wakes the timer task early.
+    nudge: LocalSender<()>,
+}
+
+impl Shared {
+    /// Runs `f` on the pump, flushes, and wakes the timer task when the
+    /// event brought the next deadline closer than it sleeps.
+    fn event(&self, f: impl FnOnce(&mut Pump, &mut Sockets, Instant)) {
+        let mut pump = self.pump.borrow_mut();
+        let mut sink = self.sink.borrow_mut();
+        let now = Instant::now();
+        pump.timeout(now, &mut *sink);
+        f(&mut pump, &mut sink, now);
+        pump.flush(&mut *sink);
+        // The timer task itself (not sleeping) looks again anyway.
+        if let (Some(n), Some(s)) = (pump.next_wake(), self.sleeping_until.get()) {
+            if n < s {
+                // A nudge already waiting is as good as a second one.
+                let _ = self.nudge.try_send(());
+            }
         }
     }
 }
 
 /// Runs one worker on a glommio executor until shutdown.
-pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
-    let cpu = w.cpu;
-    let socks = std::mem::take(&mut w.sockets);
+pub fn run_worker(w: WorkerSetup, end: End) -> io::Result<Stats> {
+    let WorkerSetup {
+        id,
+        cpu,
+        sockets: socks,
+        pump,
+        shutdown,
+    } = w;
     let ex = LocalExecutorBuilder::new(Placement::Fixed(cpu))
-        .name(&format!("sipfront-w{}", w.id))
+        .name(&format!("sipfront-w{id}"))
         .make()
         .map_err(|e| io::Error::other(format!("glommio executor: {e}")))?;
-    pin_to_cpu(cpu);
+    sipfront_io::cpu::pin_to_cpu(cpu);
     ex.run(async move {
-        let shutdown = Arc::clone(&w.shutdown);
-        let kinds: Vec<Socket> = socks.iter().map(|(_, k)| *k).collect();
-        // SAFETY: each fd comes from a socket we own and give up here.
-        let gsocks: Rc<Vec<UdpSocket>> = Rc::new(
-            socks
-                .into_iter()
-                .map(|(s, _)| {
-                    // io_uring fails a receive on an O_NONBLOCK socket with
-                    // EAGAIN instead of waiting: hand glommio a blocking one.
-                    let _ = s.set_nonblocking(false);
-                    unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) }
-                })
-                .collect(),
-        );
-        let state = Rc::new(RefCell::new(w));
+        let mut kinds = Vec::with_capacity(socks.len());
+        let mut gsocks = Vec::with_capacity(socks.len());
+        for (s, k) in socks {
+            // io_uring fails a receive on an O_NONBLOCK socket with EAGAIN
+            // instead of waiting: hand glommio a blocking one (sends use
+            // MSG_DONTWAIT).
+            if let Err(e) = s.set_nonblocking(false) {
+                tracing::warn!(error = %e, "socket left non-blocking");
+            }
+            kinds.push(k);
+            // SAFETY: each fd comes from a socket we own and give up here.
+            gsocks.push(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) });
+        }
+        let gsocks: Rc<Vec<UdpSocket>> = Rc::new(gsocks);
+        let (nudge, nudged) = local_channel::new_bounded(1);
+        let shared = Rc::new(Shared {
+            pump: RefCell::new(pump),
+            sink: RefCell::new(Sockets {
+                fds: gsocks
+                    .iter()
+                    .zip(&kinds)
+                    .map(|(s, k)| (s.as_raw_fd(), *k))
+                    .collect(),
+                tx: kinds.iter().map(|_| SendBatch::new(BATCH)).collect(),
+                to: Vec::new(),
+                failed: Flushed::default(),
+            }),
+            sleeping_until: Cell::new(None),
+            nudge,
+        });
         let mut tasks = Vec::new();
         // Receivers first: a sender's connect() waits for its peer's
         // receiver, so connecting senders before every worker has spawned
         // its receivers would deadlock the mesh.
         for rx in end.from {
-            let (gsocks, state, kinds) = (Rc::clone(&gsocks), Rc::clone(&state), kinds.clone());
+            let shared = Rc::clone(&shared);
             tasks.push(glommio::spawn_local(async move {
                 let rx = rx.connect().await;
-                let mut out = Vec::with_capacity(4096);
-                let mut queued = Vec::new();
-                while let Some((data, src, kind)) = rx.recv().await {
-                    let outcome = {
-                        let mut w = state.borrow_mut();
-                        w.proxy.stats.handovers_in += 1;
-                        let routing = w.routing.load_full();
-                        let health = Arc::clone(&w.health);
-                        let pkt = Inbound {
-                            data: &data,
-                            src,
-                            socket: kind,
-                        };
-                        let o = w.proxy.handle(&routing, &*health, pkt, &mut out);
-                        take_queued(&mut w.proxy, &mut queued);
-                        o
-                    };
-                    if let Outcome::Send { to: dst, from } = outcome {
-                        send_from(&gsocks, &kinds, from, &out, dst).await;
-                    }
-                    for (dst, from, data) in queued.drain(..) {
-                        send_from(&gsocks, &kinds, from, &data, dst).await;
-                    }
+                while let Some(h) = rx.recv().await {
+                    shared.event(|p, s, now| p.handover(now, &h, s));
                 }
             }));
         }
@@ -144,19 +207,12 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
                 None => None,
             });
         }
-        tracing::debug!(worker = state.borrow().id, "uring mesh connected");
-        let to = Rc::new(to);
+        shared.sink.borrow_mut().to = to;
+        tracing::debug!(worker = id, "uring mesh connected");
         for (i, kind) in kinds.iter().copied().enumerate() {
-            let (gsocks, state, kinds, to) = (
-                Rc::clone(&gsocks),
-                Rc::clone(&state),
-                kinds.clone(),
-                Rc::clone(&to),
-            );
+            let (gsocks, shared) = (Rc::clone(&gsocks), Rc::clone(&shared));
             tasks.push(glommio::spawn_local(async move {
-                let mut buf = vec![0u8; 65_535];
-                let mut out = Vec::with_capacity(4096);
-                let mut queued = Vec::new();
+                let mut buf = vec![0u8; sipfront_io::batch::MAX_DGRAM];
                 loop {
                     let (n, src) = match gsocks[i].recv_from(&mut buf).await {
                         Ok(x) => x,
@@ -166,75 +222,41 @@ pub fn run_worker(mut w: WorkerSetup, end: End) -> io::Result<Stats> {
                             continue;
                         }
                     };
-                    let outcome = {
-                        let mut w = state.borrow_mut();
-                        let routing = w.routing.load_full();
-                        let health = Arc::clone(&w.health);
-                        let pkt = Inbound {
-                            data: &buf[..n],
-                            src,
-                            socket: kind,
-                        };
-                        w.proxy.tick(Instant::now(), &*health);
-                        let o = w.proxy.handle(&routing, &*health, pkt, &mut out);
-                        take_queued(&mut w.proxy, &mut queued);
-                        w.publish_stats();
-                        o
+                    let d = Datagram {
+                        data: &buf[..n],
+                        src,
+                        socket: kind,
                     };
-                    for (dst, from, data) in queued.drain(..) {
-                        send_from(&gsocks, &kinds, from, &data, dst).await;
-                    }
-                    match outcome {
-                        Outcome::Send { to: dst, from } => {
-                            send_from(&gsocks, &kinds, from, &out, dst).await;
-                        }
-                        Outcome::Handover { worker } => {
-                            let sent = to
-                                .get(usize::from(worker))
-                                .and_then(|s| s.as_ref())
-                                .is_some_and(|s| {
-                                    s.try_send((buf[..n].to_vec(), src, kind)).is_ok()
-                                });
-                            if !sent {
-                                state
-                                    .borrow_mut()
-                                    .proxy
-                                    .stats
-                                    .drop(DropReason::HandoverFull);
-                            }
-                        }
-                        Outcome::Drop(_) | Outcome::Queued => {}
-                    }
+                    shared.event(|p, s, now| p.datagram(now, d, s));
                 }
             }));
         }
-        // Watch for shutdown and run the transaction timers; the timer
-        // parks the executor between checks.
-        let mut queued = Vec::new();
+        // The timer task: sleeps until the next deadline (or a nudge),
+        // runs the timers, publishes the counters.
         while !shutdown.load(Ordering::Relaxed) {
-            let wait = state
-                .borrow()
-                .proxy
-                .next_timer()
-                .map_or(Duration::from_millis(100), |d| {
-                    d.clamp(Duration::from_millis(1), Duration::from_millis(100))
-                });
-            glommio::timer::sleep(wait).await;
-            {
-                let mut w = state.borrow_mut();
-                let health = Arc::clone(&w.health);
-                w.proxy.tick(Instant::now(), &*health);
-                take_queued(&mut w.proxy, &mut queued);
-                w.publish_stats();
-            }
-            for (dst, from, data) in queued.drain(..) {
-                send_from(&gsocks, &kinds, from, &data, dst).await;
-            }
+            let now = Instant::now();
+            let next = shared.pump.borrow().next_wake();
+            let sleep = next.map_or(SHUTDOWN_POLL, |t| {
+                t.saturating_duration_since(now).min(SHUTDOWN_POLL)
+            });
+            shared.sleeping_until.set(Some(now + sleep));
+            futures_lite::future::or(
+                async {
+                    glommio::timer::sleep(sleep).await;
+                },
+                async {
+                    nudged.recv().await;
+                },
+            )
+            .await;
+            shared.sleeping_until.set(None);
+            shared.event(|p, _, now| p.publish(now));
         }
         for t in tasks {
             t.cancel().await;
         }
-        let stats = state.borrow().proxy.stats.clone();
-        Ok(stats)
+        let mut pump = shared.pump.borrow_mut();
+        pump.publish_now(Instant::now());
+        Ok(pump.engine().stats().clone())
     })
 }

@@ -1,5 +1,6 @@
-//! The transaction layer of stateful mode (RFC 3261 §17, §16.7–§16.10),
-//! one table per worker: no locks, bounded, with its own timer wheel.
+//! The transaction table of stateful mode (RFC 3261 §17, §16.7–§16.10),
+//! one per worker: no locks, bounded. Its timers live on the engine's wheel
+//! ([`crate::proxy::timer`]) as typed [`TimerKind`]s.
 //!
 //! A proxy transaction pairs a server transaction (toward the client that
 //! sent the request) with the client transactions sipfront starts toward
@@ -17,7 +18,6 @@
 //! retransmissions after a 2xx holds no message at all.
 
 pub mod hop;
-pub mod timer;
 
 use crate::dispatch::BackendId;
 use crate::proxy::Socket;
@@ -97,24 +97,30 @@ pub enum CancelState {
     Answered,
 }
 
-/// Timer kinds (index into `Txn::tokens`).
-pub mod kind {
+/// The timers of a transaction (index into `Txn::tokens`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
     /// Timer A (INVITE) / E (non-INVITE): retransmit the request.
-    pub const RETRANSMIT: u8 = 0;
+    Retransmit,
     /// `fr_timeout`: no response at all from this attempt.
-    pub const NO_RESPONSE: u8 = 1;
+    NoResponse,
     /// Timer C (INVITE, §16.8) / F (non-INVITE): no final response.
-    pub const NO_FINAL: u8 = 2;
+    NoFinal,
     /// Timer G: retransmit the final non-2xx upstream.
-    pub const RETRANSMIT_FINAL: u8 = 3;
+    RetransmitFinal,
     /// The end of the entry (timers D, H, I, J, K, L folded together).
-    pub const END: u8 = 4;
+    End,
     /// Timer E of the CANCEL sipfront sent.
-    pub const RETRANSMIT_CANCEL: u8 = 5;
+    RetransmitCancel,
     /// 64×T1 after the CANCEL without a final answer: 487 upstream.
-    pub const CANCEL_GIVE_UP: u8 = 6;
+    CancelGiveUp,
+}
+
+impl TimerKind {
     pub const COUNT: usize = 7;
 }
+
+const _: () = assert!(TimerKind::CancelGiveUp as usize + 1 == TimerKind::COUNT);
 
 /// One proxy transaction.
 #[derive(Debug)]
@@ -155,7 +161,7 @@ pub struct Txn {
     pub cancel: CancelState,
     pub cancel_interval: u64,
     /// Token per timer kind: a firing whose token differs is stale.
-    pub tokens: [u32; kind::COUNT],
+    pub tokens: [u32; TimerKind::COUNT],
 }
 
 impl Txn {
@@ -172,15 +178,15 @@ impl Txn {
             }
     }
 
-    /// Gives back the buffers no later state needs (they go to `pool`).
-    pub fn release(&mut self, keep_last: bool, pool: &mut Vec<Vec<u8>>) {
+    /// Gives back the buffers no later state needs (to `recycle`).
+    pub fn release(&mut self, keep_last: bool, mut recycle: impl FnMut(Vec<u8>)) {
         for b in [&mut self.orig, &mut self.fwd] {
             if b.capacity() > 0 {
-                pool.push(std::mem::take(b));
+                recycle(std::mem::take(b));
             }
         }
         if !keep_last && self.last.capacity() > 0 {
-            pool.push(std::mem::take(&mut self.last));
+            recycle(std::mem::take(&mut self.last));
         }
     }
 }
@@ -316,7 +322,7 @@ mod tests {
             sent_us: 0,
             cancel: CancelState::None,
             cancel_interval: 500,
-            tokens: [0; kind::COUNT],
+            tokens: [0; TimerKind::COUNT],
         }
     }
 
@@ -342,11 +348,11 @@ mod tests {
         e.last = vec![1; 50];
         let mut pool = Vec::new();
         let before = e.bytes();
-        e.release(true, &mut pool);
+        e.release(true, |b| pool.push(b));
         assert_eq!(pool.len(), 2);
         assert!(e.bytes() < before);
         assert_eq!(e.last.len(), 50);
-        e.release(false, &mut pool);
+        e.release(false, |b| pool.push(b));
         assert_eq!(e.bytes(), std::mem::size_of::<Txn>());
     }
 }

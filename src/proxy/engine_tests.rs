@@ -1,0 +1,419 @@
+//! The engine's API in memory, quinn style: engines of two workers and
+//! fake backends driven by the test through the pump every driver uses —
+//! the one output path, the deadlines, demux, hand-overs between workers,
+//! the requests sipfront originates, parking, and the counting of what the
+//! I/O layer could not send.
+
+use super::txn::TxnConfig;
+use super::*;
+use crate::dispatch::{Algorithm, AllActive, BackendId, BackendSet, Destination, Rules};
+use crate::runtime::pump::{Capture, Pump, Sent};
+use crate::sip::HeaderName;
+use sipfront_io::batch::SendError;
+
+const CLIENT: &str = "192.0.2.50:5062";
+const B1: &str = "127.0.0.1:5070";
+const B2: &str = "127.0.0.1:5080";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn routing() -> Arc<ArcSwap<Routing>> {
+    let set = BackendSet::new(
+        "default",
+        Algorithm::CallId,
+        vec![
+            Destination::new(BackendId(0), "sip:127.0.0.1:5070", addr(B1)),
+            Destination::new(BackendId(1), "sip:127.0.0.1:5080", addr(B2)),
+        ],
+    )
+    .unwrap();
+    Arc::new(ArcSwap::from_pointee(Routing::new(
+        vec![set],
+        Rules::new(vec![], 0),
+    )))
+}
+
+/// Worker `worker` of a two-worker process, stateful or not.
+fn engine(worker: u8, stateful: bool) -> Pump {
+    let id = identity::Identity::new(
+        &[addr("127.0.0.1:5060")],
+        &[addr("127.0.0.1:5061"), addr("127.0.0.1:5062")],
+        None,
+        &[],
+    );
+    let cfg = ProxyConfig {
+        transactions: stateful.then(TxnConfig::default),
+        max_parked: 2,
+        ..ProxyConfig::default()
+    };
+    Pump::new(Engine::new(
+        cfg,
+        Arc::new(id),
+        worker,
+        routing(),
+        Arc::new(AllActive),
+    ))
+}
+
+fn invite(call_id: &str) -> String {
+    format!(
+        "INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.50:5062;rport;branch=z9hG4bK-{call_id}\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@example.com>;tag=a1\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:alice@192.0.2.50:5062>\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A backend's answer `status` to the forwarded request `fwd`.
+fn answer(fwd: &[u8], status: &str) -> Vec<u8> {
+    let m = Message::parse(fwd).unwrap();
+    let mut r = format!("SIP/2.0 {status}\r\n").into_bytes();
+    for v in m.values(HeaderName::Via) {
+        r.extend_from_slice(b"Via: ");
+        r.extend_from_slice(v);
+        r.extend_from_slice(b"\r\n");
+    }
+    for (name, h) in [
+        ("From", HeaderName::From),
+        ("Call-ID", HeaderName::CallId),
+        ("CSeq", HeaderName::CSeq),
+    ] {
+        r.extend_from_slice(name.as_bytes());
+        r.extend_from_slice(b": ");
+        r.extend_from_slice(m.values(h).next().unwrap());
+        r.extend_from_slice(b"\r\n");
+    }
+    r.extend_from_slice(b"To: <sip:bob@example.com>;tag=b9\r\nContent-Length: 0\r\n\r\n");
+    r
+}
+
+fn dgram<'a>(data: &'a [u8], src: &str, socket: Socket) -> Datagram<'a> {
+    Datagram {
+        data,
+        src: addr(src),
+        socket,
+    }
+}
+
+fn first_line(s: &Sent) -> String {
+    String::from_utf8_lossy(&s.data)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn at(p: &Pump, ms: u64) -> Instant {
+    p.engine().epoch() + Duration::from_millis(ms)
+}
+
+/// A response that reaches worker 0 for worker 1's branch is handed over
+/// unchanged, worker 1 relays it, and a hand-over is never handed on again.
+#[test]
+fn two_workers_hand_over_a_response_once() {
+    let (mut w0, mut w1) = (engine(0, false), engine(1, false));
+    let mut sink = Capture::default();
+    let inv = invite("ho1");
+    w1.datagram(
+        at(&w1, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    let fwd = sink.take().pop().unwrap();
+    assert_eq!(fwd.socket, Socket::Egress);
+    let ok = answer(&fwd.data, "200 OK");
+    let backend = fwd.to.to_string();
+    // The 200 lands on worker 0's egress socket.
+    w0.datagram(at(&w0, 0), dgram(&ok, &backend, Socket::Egress), &mut sink);
+    assert!(sink.take().is_empty());
+    let (to, h) = sink.handed_over.pop().expect("handed over");
+    assert_eq!((to, h.data.as_slice(), h.src), (1, &ok[..], fwd.to));
+    assert_eq!(w0.engine().stats().handovers_out, 1);
+    // Worker 1 relays it toward the client, without sipfront's Via.
+    w1.handover(at(&w1, 0), &h, &mut sink);
+    let out = sink.take().pop().expect("relayed");
+    assert_eq!((out.to, out.socket), (addr(CLIENT), Socket::Listen(0)));
+    assert!(!String::from_utf8_lossy(&out.data).contains("z9hG4bKsf"));
+    assert_eq!(w1.engine().stats().handovers_in, 1);
+    // Worker 0 handed the same response over by mistake: never again.
+    w0.handover(at(&w0, 0), &h, &mut sink);
+    assert!(sink.take().is_empty() && sink.handed_over.is_empty());
+    assert_eq!(w0.engine().stats().dropped(DropReason::HandoverLoop), 1);
+}
+
+/// A hand-over the mesh refuses (the other worker's queue is full) is
+/// counted, not lost silently.
+#[test]
+fn a_refused_hand_over_is_counted() {
+    let (mut w0, mut w1) = (engine(0, false), engine(1, false));
+    let mut sink = Capture::default();
+    let inv = invite("ho2");
+    w1.datagram(
+        at(&w1, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    let fwd = sink.take().pop().unwrap();
+    let ok = answer(&fwd.data, "200 OK");
+    sink.mesh_full = true;
+    w0.datagram(
+        at(&w0, 0),
+        dgram(&ok, &fwd.to.to_string(), Socket::Egress),
+        &mut sink,
+    );
+    assert_eq!(w0.engine().stats().dropped(DropReason::HandoverFull), 1);
+}
+
+/// A datagram the kernel refuses is counted by its reason in the engine's
+/// counters (and so in /metrics).
+#[test]
+fn send_failures_are_counted_by_reason() {
+    let mut p = engine(0, false);
+    let mut sink = Capture::default();
+    sink.fail_with = Some(SendError::WouldBlock);
+    for i in 0..3 {
+        let inv = invite(&format!("sf{i}"));
+        p.datagram(
+            at(&p, 0),
+            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+            &mut sink,
+        );
+    }
+    p.flush(&mut sink);
+    let s = p.engine().stats();
+    assert_eq!(s.send_failures_by(SendError::WouldBlock), 3);
+    assert_eq!(s.send_failures_by(SendError::Unreachable), 0);
+    assert!(s.summary().contains("send_failures_would_block 3"));
+}
+
+/// One output path, in order: an INVITE's 100 Trying (§16.2) leaves before
+/// the forwarded INVITE, both from the single queue.
+#[test]
+fn one_output_path_in_order() {
+    let mut p = engine(0, true);
+    let mut sink = Capture::default();
+    let inv = invite("o1");
+    p.datagram(
+        at(&p, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    let v = sink.take();
+    let lines: Vec<String> = v.iter().map(first_line).collect();
+    assert_eq!(
+        lines,
+        ["SIP/2.0 100 Trying", "INVITE sip:bob@example.com SIP/2.0"]
+    );
+    assert_eq!(v[0].socket, Socket::Listen(0));
+    assert_eq!(v[1].socket, Socket::Egress);
+}
+
+/// RFC 3261 §16.10: the 200 for a CANCEL and sipfront's own CANCEL to the
+/// ringing branch come out of the same event, so a driver sends both in
+/// the same wake-up.
+#[test]
+fn cancel_to_a_ringing_branch_leaves_with_its_200_rfc3261_16_10() {
+    let mut p = engine(0, true);
+    let mut sink = Capture::default();
+    let inv = invite("cx1");
+    p.datagram(
+        at(&p, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    let fwd = sink.take().pop().unwrap();
+    let ringing = answer(&fwd.data, "180 Ringing");
+    p.datagram(
+        at(&p, 10),
+        dgram(&ringing, &fwd.to.to_string(), Socket::Egress),
+        &mut sink,
+    );
+    sink.take();
+    let cancel = inv
+        .replace("INVITE sip:bob", "CANCEL sip:bob")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    p.datagram(
+        at(&p, 20),
+        dgram(cancel.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    let v = sink.take();
+    let lines: Vec<String> = v.iter().map(first_line).collect();
+    assert_eq!(
+        lines,
+        ["SIP/2.0 200 OK", "CANCEL sip:bob@example.com SIP/2.0"]
+    );
+    assert_eq!(v[1].to, fwd.to);
+    assert_eq!(p.engine().stats().originated_of(Originated::Cancel), 1);
+}
+
+/// Timers live on one wheel in both modes, and the engine says exactly
+/// when it next needs the clock: nothing for an idle stateless engine, T1
+/// for a fresh INVITE transaction (timer A, §17.1.1.2), and nothing once
+/// every transaction has ended.
+#[test]
+fn poll_timeout_names_the_next_deadline_exactly() {
+    let mut sl = engine(0, false);
+    let mut sink = Capture::default();
+    let inv = invite("t1");
+    sl.datagram(
+        at(&sl, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    assert_eq!(sl.engine().poll_timeout(), None, "stateless keeps no timer");
+
+    let mut st = engine(0, true);
+    st.datagram(
+        at(&st, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    let fwd = sink.take().pop().unwrap();
+    // The health watch (100 ms) comes first, then timer A at T1.
+    assert_eq!(st.engine().poll_timeout(), Some(at(&st, 100)));
+    let ok = answer(&fwd.data, "200 OK");
+    st.datagram(
+        at(&st, 50),
+        dgram(&ok, &fwd.to.to_string(), Socket::Egress),
+        &mut sink,
+    );
+    // Answered: the rest is the lingering of the entry (64×T1, RFC 6026
+    // timer L) and stale timers; run them all out.
+    let mut now = 50;
+    while let Some(t) = st.engine().poll_timeout() {
+        assert!(t > at(&st, now), "a deadline in the past");
+        now = (t - st.engine().epoch()).as_millis() as u64;
+        st.timeout(t, &mut sink);
+        assert!(now <= 33_000, "timers beyond 64×T1: {now} ms");
+    }
+    assert_eq!(st.engine().transaction_memory().0, 0);
+}
+
+/// The ACK of a non-2xx (§17.1.1.3) is a request sipfront originates,
+/// counted as such; features originate theirs the same way.
+#[test]
+fn originated_requests_share_the_output_path() {
+    let mut p = engine(0, true);
+    let mut sink = Capture::default();
+    let inv = invite("or1");
+    p.datagram(
+        at(&p, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    let fwd = sink.take().pop().unwrap();
+    let busy = answer(&fwd.data, "486 Busy Here");
+    p.datagram(
+        at(&p, 5),
+        dgram(&busy, &fwd.to.to_string(), Socket::Egress),
+        &mut sink,
+    );
+    let v = sink.take();
+    let ack = v.iter().find(|s| first_line(s).starts_with("ACK")).unwrap();
+    assert_eq!((ack.to, ack.socket), (fwd.to, Socket::Egress));
+    assert!(v.iter().any(|s| first_line(s) == "SIP/2.0 486 Busy Here"));
+    assert_eq!(p.engine().stats().originated_of(Originated::Ack), 1);
+    // An OPTIONS of sipfront's own (a keepalive, later) goes out the same way.
+    let opts = b"OPTIONS sip:192.0.2.50:5062 SIP/2.0\r\n\r\n";
+    p.engine_mut()
+        .originate(Originated::Ack, Socket::Listen(0), addr(CLIENT), opts);
+    p.timeout(at(&p, 5), &mut sink);
+    let mut buf = Vec::new();
+    assert!(p.engine_mut().poll_transmit(&mut buf).is_some());
+    assert_eq!(buf, opts);
+    assert_eq!(p.engine().stats().originated_of(Originated::Ack), 2);
+}
+
+/// A parked request resumes through the normal path; one nobody resumes
+/// is answered at its deadline; the table is bounded and counted; an id is
+/// good once.
+#[test]
+fn park_resume_timeout_and_bound() {
+    let mut p = engine(0, false);
+    let mut sink = Capture::default();
+    let (a, b, c) = (invite("pk1"), invite("pk2"), invite("pk3"));
+    fn d(s: &str) -> Datagram<'_> {
+        dgram(s.as_bytes(), CLIENT, Socket::Listen(0))
+    }
+    let sc = StatusCode::new(504).unwrap();
+    let ia = p
+        .engine_mut()
+        .park(d(&a), Duration::from_millis(200), sc)
+        .unwrap();
+    let _ib = p
+        .engine_mut()
+        .park(d(&b), Duration::from_millis(100), sc)
+        .unwrap();
+    assert!(p
+        .engine_mut()
+        .park(d(&c), Duration::from_millis(100), sc)
+        .is_none());
+    assert_eq!(p.engine().stats().park_refused, 1);
+    assert_eq!(p.engine().parked(), 2);
+    // Nothing leaves while parked.
+    p.flush(&mut sink);
+    assert!(sink.take().is_empty());
+    assert_eq!(p.engine().poll_timeout(), Some(at(&p, 100)));
+    // The first is resumed by its event: forwarded as if just arrived.
+    let t50 = at(&p, 50);
+    assert!(p.engine_mut().resume(t50, ia));
+    assert!(!p.engine_mut().resume(t50, ia), "resumed once");
+    let mut buf = Vec::new();
+    let t = p.engine_mut().poll_transmit(&mut buf).unwrap();
+    assert!(matches!(
+        t,
+        Transmit::Send {
+            socket: Socket::Egress,
+            ..
+        }
+    ));
+    assert!(buf.starts_with(b"INVITE sip:bob@example.com"));
+    // The second times out: answered 504 toward the client.
+    p.timeout(at(&p, 100), &mut sink);
+    let v = sink.take();
+    assert_eq!(v.len(), 1);
+    assert_eq!(first_line(&v[0]), "SIP/2.0 504 Server Time-out");
+    assert_eq!(v[0].to, addr(CLIENT));
+    let s = p.engine().stats();
+    assert_eq!(
+        (
+            s.parked_total,
+            s.park_resumed,
+            s.park_timeouts,
+            s.parked_current
+        ),
+        (2, 1, 1, 0)
+    );
+    // The first one's deadline passes: nothing happens, it is gone.
+    p.timeout(at(&p, 200), &mut sink);
+    assert!(sink.take().is_empty());
+    assert_eq!(p.engine().poll_timeout(), None);
+}
+
+/// Demux before parse: a control socket's datagram never reaches the SIP
+/// parser; a CRLF keepalive (RFC 5626 §3.5.1) is recognised and counted.
+#[test]
+fn demux_by_socket_role_and_keepalive_before_parse() {
+    let mut p = engine(0, false);
+    let mut sink = Capture::default();
+    let ng = b"5:cookie d7:command4:pinge";
+    p.datagram(at(&p, 0), dgram(ng, B1, Socket::Control(0)), &mut sink);
+    p.datagram(
+        at(&p, 0),
+        dgram(b"\r\n\r\n", CLIENT, Socket::Listen(0)),
+        &mut sink,
+    );
+    assert!(sink.take().is_empty());
+    let s = p.engine().stats();
+    assert_eq!(s.dropped(DropReason::NoControlClient), 1);
+    assert_eq!(s.dropped(DropReason::KeepAlive), 1);
+    assert_eq!(s.dropped(DropReason::Unparseable), 0);
+}

@@ -1,0 +1,622 @@
+//! The forwarding part both proxy modes share (RFC 3261 §16): who sipfront
+//! is, where a request goes (§16.3 steps 3–4, §16.4, §16.5, the dispatcher)
+//! and its ranking for failover, the forwarding edits (§16.6), sipfront's
+//! own replies (§8.2.6), the stateless response relay (§16.7, §18.2.2), the
+//! requests sipfront originates, the clock, the timer wheel, the output
+//! queue and the counters. The modes own their state and call in here.
+
+use super::identity::Identity;
+use super::outbox::{Outbox, Transmit};
+use super::stats::{DropReason, Originated, Stats};
+use super::timer::Wheel;
+use super::{branch, Datagram, ProxyConfig, Routing, Socket, Timer};
+use crate::dispatch::{Algorithm, BackendId, Health, SelectInput, Selector};
+use crate::sip::{
+    writer, Edits, HeaderName, Message, Method, Request, Response, SipError, StatusCode, Uri,
+};
+use smallvec::SmallVec;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Send {
+        to: SocketAddr,
+        socket: Socket,
+        backend: Option<BackendId>,
+    },
+    Reply(StatusCode),
+}
+
+/// The dispatcher's whole ranking for a request it placed: the set and its
+/// destinations, best first (the first is the target).
+pub(crate) type Ranking = Option<(usize, SmallVec<[BackendId; 8]>)>;
+
+/// What `route` decided.
+pub(crate) struct Route {
+    pub target: Target,
+    /// Filled when asked for and the dispatcher chose the target.
+    pub ranking: Ranking,
+}
+
+impl From<Target> for Route {
+    fn from(target: Target) -> Route {
+        Route {
+            target,
+            ranking: None,
+        }
+    }
+}
+
+/// Where dialogs live whose INVITE failed over (stateful mode): consulted
+/// by `route` for in-dialog requests without a Route set.
+pub(crate) trait DialogAffinity {
+    fn lookup(&self, call_id: &[u8]) -> Option<(SocketAddr, BackendId)>;
+}
+
+pub(crate) struct Forwarder {
+    pub cfg: ProxyConfig,
+    pub id: Arc<Identity>,
+    pub worker: u8,
+    pub selector: Selector,
+    pub edits: Edits,
+    pub out: Outbox,
+    pub stats: Stats,
+    pub timers: Wheel<Timer>,
+    /// The clock: µs since `epoch`, never going back.
+    pub now_us: u64,
+    epoch: Instant,
+    /// Set by the runtime on SIGTERM: new dialogs get 503 (drain).
+    draining: Option<Arc<AtomicBool>>,
+    /// `SIP/2.0/UDP host:port;branch=` of this worker's egress socket.
+    via_prefix: Vec<u8>,
+    /// Per listen socket: its Record-Route URI, and a second one naming
+    /// the egress side when that is another interface.
+    record_routes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Forwarder {
+    pub fn new(cfg: ProxyConfig, id: Arc<Identity>, worker: u8) -> Forwarder {
+        let egress = id.egress.get(usize::from(worker)).copied();
+        let egress_port = egress.map_or(5060, |a| a.port());
+        let via_prefix = format!("SIP/2.0/UDP {}:{egress_port};branch=", id.via_host).into_bytes();
+        let record_routes = id
+            .listens
+            .iter()
+            .map(|l| {
+                let rr = format!("sip:{}:{};lr", l.host, l.port).into_bytes();
+                let egress_ip = egress.map(|a| a.ip());
+                let out_rr = egress_ip
+                    .filter(|ip| !ip.is_unspecified() && *ip != l.addr.ip())
+                    .map(|_| format!("sip:{}:{egress_port};lr", id.via_host).into_bytes());
+                (rr, out_rr)
+            })
+            .collect();
+        Forwarder {
+            cfg,
+            selector: Selector::new(usize::from(worker)),
+            id,
+            worker,
+            edits: Edits::with_capacity(16, 1024),
+            out: Outbox::new(),
+            stats: Stats::default(),
+            timers: Wheel::new(0),
+            now_us: 0,
+            epoch: Instant::now(),
+            draining: None,
+            via_prefix,
+            record_routes,
+        }
+    }
+
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Moves the clock to `now` (never back).
+    pub fn set_now(&mut self, now: Instant) {
+        let us = now.saturating_duration_since(self.epoch).as_micros() as u64;
+        self.now_us = self.now_us.max(us);
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now_us / 1000
+    }
+
+    /// The instant `ms` on this engine's clock.
+    pub fn instant_at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    /// Arms `timer` to fire `after_ms` from now.
+    pub fn arm(&mut self, after_ms: u64, timer: Timer) {
+        self.timers.arm(self.now_ms() + after_ms, timer);
+    }
+
+    pub fn set_drain_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.draining = Some(flag);
+    }
+
+    /// While draining: a request outside a dialog, other than ACK and
+    /// CANCEL, is refused.
+    pub fn refuses_new_dialog(&self, req: &Request<'_>) -> bool {
+        req.to.tag().is_none()
+            && !matches!(req.method, Method::Ack | Method::Cancel)
+            && self
+                .draining
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// Counts a drop.
+    pub fn drop(&mut self, r: DropReason) {
+        self.stats.drop(r);
+    }
+
+    /// Queues `data` for `to` from the socket with role `socket`.
+    pub fn send(&mut self, socket: Socket, to: SocketAddr, data: Vec<u8>) {
+        if !self.out.push(Transmit::Send { socket, to }, data) {
+            self.stats.drop(DropReason::OutboxFull);
+        }
+    }
+
+    /// Queues a copy of `data`.
+    pub fn send_copy(&mut self, socket: Socket, to: SocketAddr, data: &[u8]) {
+        if !self.out.push_copy(Transmit::Send { socket, to }, data) {
+            self.stats.drop(DropReason::OutboxFull);
+        }
+    }
+
+    /// Sends a request of sipfront's own (not a forwarded one).
+    pub fn originate(&mut self, kind: Originated, socket: Socket, to: SocketAddr, data: Vec<u8>) {
+        self.stats.originate(kind);
+        self.send(socket, to, data);
+    }
+
+    /// Passes a received datagram on to `worker` unchanged.
+    pub fn hand_over(&mut self, worker: u8, d: Datagram<'_>) {
+        self.stats.handovers_out += 1;
+        let t = Transmit::Handover {
+            worker,
+            src: d.src,
+            socket: d.socket,
+        };
+        if !self.out.push_copy(t, d.data) {
+            self.stats.drop(DropReason::OutboxFull);
+        }
+    }
+
+    /// Answers `req` with `code` (RFC 3261 §8.2.6), to its source.
+    pub fn reply(&mut self, req: &Message<'_>, d: Datagram<'_>, code: StatusCode) {
+        if req.method() == Some(Method::Ack) {
+            // An ACK is never answered (§17.2.3, §16.11).
+            self.stats.drop(DropReason::BadAck);
+            return;
+        }
+        let mut out = self.out.buffer();
+        if self.local_reply(req, d.src, code, &mut out).is_err() {
+            self.out.recycle(out);
+            self.stats.drop(DropReason::Unanswerable);
+            return;
+        }
+        self.stats.replied(code.as_u16());
+        let to = reply_addr(req.top_via().ok().as_ref(), d.src);
+        self.send(d.socket, to, out);
+    }
+
+    /// Writes sipfront's own answer `code` to `req`, which came from `src`.
+    pub fn local_reply(
+        &self,
+        req: &Message<'_>,
+        src: SocketAddr,
+        code: StatusCode,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SipError> {
+        // A To-tag derived from the request, so a retransmission gets the
+        // same reply (§8.2.6.2).
+        let via = req.values(HeaderName::Via).next().unwrap_or(b"");
+        let mut tag = [0u8; branch::LEN];
+        branch::format(self.worker, 0, branch::request_hash(req, via), &mut tag);
+        let unsupported;
+        let mut extra: [&str; 2] = ["", ""];
+        let mut n = 0;
+        if code == StatusCode::BAD_EXTENSION {
+            // §8.2.2.3: list what Proxy-Require asked for.
+            let tags: Vec<&str> = req
+                .values(HeaderName::ProxyRequire)
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .collect();
+            unsupported = format!("Unsupported: {}", tags.join(", "));
+            extra[n] = &unsupported;
+            n += 1;
+        }
+        if code == StatusCode::SERVICE_UNAVAILABLE {
+            extra[n] = "Retry-After: 5";
+            n += 1;
+        }
+        let opts = writer::ReplyOptions {
+            // A 100 Trying carries no tag (§8.2.6.2).
+            to_tag: (code.as_u16() > 100).then_some(&tag[branch::PREFIX.len()..]),
+            source: Some((src.ip(), src.port())),
+            headers: &extra[..n],
+            ..Default::default()
+        };
+        writer::build_reply(req, code, &opts, out)
+    }
+
+    /// Counts a request forwarded, by method and backend.
+    pub fn count_forward(&mut self, method: Method, backend: Option<BackendId>) {
+        self.stats.requests_forwarded += 1;
+        self.stats.forwarded_method(method);
+        if let Some(b) = backend {
+            self.stats.forwarded_to(b.0 as usize);
+        }
+    }
+
+    /// RFC 3261 §16.3 steps 3-4 and §16.4-16.5: where the request goes.
+    /// With `want_ranking`, a target the dispatcher chose comes with the
+    /// rest of its ranking (for failover); `affinity` places in-dialog
+    /// requests of dialogs that failed over.
+    #[allow(clippy::too_many_arguments)]
+    pub fn route(
+        &mut self,
+        m: &Message<'_>,
+        req: &Request<'_>,
+        routing: &Routing,
+        health: &dyn Health,
+        d: Datagram<'_>,
+        want_ranking: bool,
+        affinity: Option<&dyn DialogAffinity>,
+    ) -> Result<Route, SipError> {
+        let method = req.method;
+        let ruri = req.ruri;
+        let ruri_is_me = ruri.host.is_some_and(|h| self.id.is_me(&h, ruri.port));
+        let to_us = ruri_is_me && ruri.user.is_none();
+
+        // §16.3 step 3: Max-Forwards. OPTIONS to sipfront is answered.
+        if req.max_forwards == Some(0) {
+            return Ok(Target::Reply(if method == Method::Options && ruri_is_me {
+                StatusCode::OK
+            } else {
+                StatusCode::TOO_MANY_HOPS
+            })
+            .into());
+        }
+        // §16.3 step 4: a Via of ours whose branch this request would get
+        // again is a loop; a different branch is a spiral.
+        let vias: SmallVec<[&[u8]; 8]> = m.values(HeaderName::Via).collect();
+        for (i, v) in vias.iter().enumerate() {
+            // Only Vias that carry a sipfront branch are decoded.
+            if memchr::memmem::find(v, branch::PREFIX).is_none() {
+                continue;
+            }
+            let Some(via) = crate::sip::Via::parse(v) else {
+                continue;
+            };
+            let Some(b) = via.branch.and_then(branch::parse) else {
+                continue;
+            };
+            if self.id.is_me(&via.host, via.port) {
+                let below = vias.get(i + 1).copied().unwrap_or(b"");
+                let below_via = crate::sip::Via::parse(below);
+                let h = branch::request_hash_with(
+                    m,
+                    req.from.tag(),
+                    req.call_id,
+                    req.cseq.seq,
+                    below_via.as_ref(),
+                    below,
+                );
+                if h == b.hash {
+                    return Ok(Target::Reply(StatusCode::LOOP_DETECTED).into());
+                }
+            }
+        }
+        // §16.4: Route values that name sipfront are removed when forwarding
+        // (counted here, removed by `forward`); a Request-URI that is one of
+        // sipfront's Record-Route URIs came through a strict router.
+        let has_route = m.header(HeaderName::Route).is_some();
+        let mut next_route: Option<Uri<'_>> = None;
+        if has_route {
+            for r in m.routes() {
+                let r = r?;
+                if next_route.is_none()
+                    && !r.uri.host.is_some_and(|h| self.id.is_me(&h, r.uri.port))
+                {
+                    next_route = Some(r.uri);
+                }
+            }
+        }
+        if to_us && ruri.lr() && has_route {
+            // Strict-route compatibility: the last Route is the real target.
+            if let Some(last) = m.routes().last() {
+                let last = last?;
+                return Ok(self.uri_target(&last.uri, routing, d).into());
+            }
+        }
+        if let Some(r) = next_route {
+            return Ok(self.uri_target(&r, routing, d).into());
+        }
+        if to_us && method == Method::Options {
+            // A keepalive OPTIONS to sipfront itself.
+            return Ok(Target::Reply(StatusCode::OK).into());
+        }
+        let in_dialog = req.to.tag().is_some();
+        if !ruri_is_me {
+            if routing.backend_at(&d.src).is_some() {
+                // From a backend toward a client: the Request-URI is the
+                // target.
+                return Ok(self.uri_target(&ruri, routing, d).into());
+            }
+            // In-dialog request whose remote target is a backend.
+            if in_dialog {
+                if let Some(dest) = uri_addr(&ruri).and_then(|a| routing.backend_at(&a)) {
+                    return Ok(Target::Send {
+                        to: dest.addr,
+                        socket: Socket::Egress,
+                        backend: Some(dest.id),
+                    }
+                    .into());
+                }
+            }
+        }
+        // Stateful: a dialog whose INVITE failed over lives elsewhere than
+        // its Call-ID hash says.
+        if in_dialog {
+            if let Some((to, id)) = affinity.and_then(|a| a.lookup(req.call_id)) {
+                return Ok(Target::Send {
+                    to,
+                    socket: Socket::Egress,
+                    backend: Some(id),
+                }
+                .into());
+            }
+        }
+        // The dispatcher: a rule picks the set, the set's algorithm the
+        // destination (in-dialog requests without Route hash the same way).
+        let set_idx = routing.rules.pick(m, d.src.ip());
+        let Some(set) = routing.sets.get(set_idx) else {
+            return Ok(Target::Reply(StatusCode::SERVICE_UNAVAILABLE).into());
+        };
+        // Only what the set's algorithm hashes, from what validation decoded.
+        let mut input = SelectInput::new(req.call_id, d.src.ip());
+        match set.algorithm() {
+            Algorithm::From => input.from_uri = Some(req.from.uri),
+            Algorithm::To => input.to_uri = Some(req.to.uri),
+            Algorithm::Ruri | Algorithm::RuriUser => input.ruri = Some(ruri),
+            _ => {}
+        }
+        // Stateless mode keeps a dialog whole (§16.11): requests inside a
+        // dialog, and the initial requests of algorithms that choose at
+        // random (weighted, random), select by the weighted rendezvous hash
+        // of the Call-ID, which every request of the dialog carries. Round
+        // robin and priority-weighted choose per initial request; their
+        // in-dialog requests follow the Route set when the UAs honour
+        // Record-Route, else the Call-ID hash (docs/dispatch.md).
+        let by_call_id =
+            in_dialog || matches!(set.algorithm(), Algorithm::Weighted | Algorithm::Random);
+        let mut ranking = None;
+        let chosen = if want_ranking && !in_dialog {
+            // The whole ranking, for failover (initial requests).
+            let mut ids = SmallVec::new();
+            if by_call_id {
+                self.selector
+                    .ranking_by_call_id(set, &input, &health, &mut ids);
+            } else {
+                self.selector.ranking(set, &input, &health, &mut ids);
+            }
+            let first = ids.first().and_then(|id| set.get(*id));
+            ranking = Some((set_idx, ids));
+            first
+        } else if by_call_id {
+            self.selector.select_by_call_id(set, &input, &health)
+        } else {
+            self.selector.select(set, &input, &health)
+        };
+        let target = match chosen {
+            Some(dest) => Target::Send {
+                to: dest.addr,
+                socket: Socket::Egress,
+                backend: Some(dest.id),
+            },
+            None => Target::Reply(StatusCode::SERVICE_UNAVAILABLE),
+        };
+        Ok(Route { target, ranking })
+    }
+
+    /// The address a URI routes to: an IP literal, or a backend's name.
+    fn uri_target(&self, uri: &Uri<'_>, routing: &Routing, d: Datagram<'_>) -> Target {
+        // No resolver on the message path: a name is not routable (478).
+        let unresolvable = Target::Reply(StatusCode::new(478).unwrap_or(StatusCode::BAD_REQUEST));
+        let Some(to) = uri_addr(uri) else {
+            return unresolvable;
+        };
+        if !usable(to.ip()) {
+            return unresolvable;
+        }
+        match routing.backend_at(&to) {
+            Some(dest) => Target::Send {
+                to,
+                socket: Socket::Egress,
+                backend: Some(dest.id),
+            },
+            // Toward a client: from the socket clients know.
+            None => Target::Send {
+                to,
+                socket: match d.socket {
+                    Socket::Listen(i) => Socket::Listen(i),
+                    _ => Socket::Listen(0),
+                },
+                backend: None,
+            },
+        }
+    }
+
+    /// RFC 3261 §16.6: the forwarding edits, written into `out`. `txn`
+    /// (stateful mode) names the transaction and attempt in the branch.
+    pub fn forward(
+        &mut self,
+        m: &Message<'_>,
+        req: &Request<'_>,
+        d: Datagram<'_>,
+        socket: Socket,
+        out: &mut Vec<u8>,
+        txn: Option<u64>,
+    ) -> Result<(), SipError> {
+        let id = &*self.id;
+        let e = &mut self.edits;
+        e.clear();
+        // §18.2.1 / RFC 3581: where the request really came from.
+        writer::set_received_on(m, &req.top_via, e, d.src.ip(), d.src.port());
+        // §16.4: drop the Routes that name sipfront.
+        if m.header(HeaderName::Route).is_some() {
+            let ours = m
+                .routes()
+                .take_while(|r| {
+                    r.as_ref()
+                        .is_ok_and(|r| r.uri.host.is_some_and(|h| id.is_me(&h, r.uri.port)))
+                })
+                .count();
+            if ours > 0 {
+                writer::remove_values(m, e, HeaderName::Route, ours);
+            }
+        }
+        // §16.6 step 8: sipfront's Via, from the worker's egress socket.
+        let listen = match d.socket {
+            Socket::Listen(i) => i,
+            _ => 0,
+        };
+        let hash = branch::request_hash_with(
+            m,
+            req.from.tag(),
+            req.call_id,
+            req.cseq.seq,
+            Some(&req.top_via),
+            req.top_via.raw,
+        );
+        let mut via: SmallVec<[u8; 128]> = SmallVec::new();
+        via.extend_from_slice(&self.via_prefix);
+        match txn {
+            Some(t) => {
+                let mut bt = [0u8; branch::LEN_TXN];
+                branch::format_txn(self.worker, listen, hash, t, &mut bt);
+                via.extend_from_slice(&bt);
+            }
+            None => {
+                let mut b = [0u8; branch::LEN];
+                branch::format(self.worker, listen, hash, &mut b);
+                via.extend_from_slice(&b);
+            }
+        }
+        writer::add_via(m, e, &via);
+        // §16.6 step 3: Max-Forwards.
+        if writer::decrement_max_forwards(m, e)?.is_none() {
+            e.insert_fmt(
+                m.headers_end(),
+                format_args!("Max-Forwards: {}\r\n", self.cfg.max_forwards),
+            );
+        }
+        // §16.6 step 4: Record-Route on a dialog-creating initial request.
+        if self.cfg.record_route && req.to.tag().is_none() && req.method.creates_dialog() {
+            if let Some((rr, out_rr)) = self.record_routes.get(usize::from(listen)) {
+                // A second entry when the backend side is another interface.
+                if let (Socket::Egress, Some(o)) = (socket, out_rr) {
+                    writer::add_record_route(m, e, o);
+                }
+                writer::add_record_route(m, e, rr);
+            }
+        }
+        writer::write(m, e, out).map_err(|_| SipError::BadHeader(HeaderName::Via))
+    }
+
+    /// The branch of a response's top Via when sipfront wrote it.
+    pub fn our_branch(&self, resp: &Response<'_>) -> Option<branch::Parsed> {
+        let top = &resp.top_via;
+        top.branch
+            .and_then(branch::parse)
+            .filter(|_| self.id.is_me(&top.host, top.port))
+    }
+
+    /// Writes response `m` without sipfront's Via into `out` (§16.7 step 9)
+    /// and counts it relayed; false when it cannot be written.
+    pub fn strip_via(&mut self, m: &Message<'_>, out: &mut Vec<u8>) -> bool {
+        self.edits.clear();
+        writer::remove_top_via(m, &mut self.edits);
+        if writer::write(m, &mut self.edits, out).is_err() {
+            return false;
+        }
+        self.stats.responses_forwarded += 1;
+        true
+    }
+
+    /// The stateless response relay (§16.7 step 3, §18.2.2): sipfront's
+    /// Via removed, sent to the next Via (received/rport honoured) from the
+    /// listen socket the request came in on.
+    pub fn relay_response(&mut self, m: &Message<'_>, resp: &Response<'_>, b: &branch::Parsed) {
+        let Some(next) = &resp.next_via else {
+            self.stats.drop(DropReason::NoNextVia);
+            return;
+        };
+        let ip = match next.received {
+            Some(r) => crate::sip::host::parse_ip(r),
+            None => next.host.ip(),
+        };
+        let port = match next.rport {
+            Some(Some(p)) => p,
+            _ => next.port_or_default(),
+        };
+        let Some(ip) = ip.filter(|ip| usable(*ip)) else {
+            self.stats.drop(DropReason::BadNextHop);
+            return;
+        };
+        let mut out = self.out.buffer();
+        if !self.strip_via(m, &mut out) {
+            self.out.recycle(out);
+            self.stats.drop(DropReason::BadResponse);
+            return;
+        }
+        self.send(self.upstream_socket(b), SocketAddr::new(ip, port), out);
+    }
+
+    /// The listen socket a response goes out of: the one the request came
+    /// in on, as its branch says.
+    pub fn upstream_socket(&self, b: &branch::Parsed) -> Socket {
+        if usize::from(b.listen) < self.id.listens.len() {
+            Socket::Listen(b.listen)
+        } else {
+            Socket::Listen(0)
+        }
+    }
+}
+
+/// Where a response to a request with top Via `via` from `src` goes
+/// (§18.2.2 with RFC 3581): the source address; the source port when rport
+/// was asked for (or the Via does not parse), else the sent-by port.
+pub(crate) fn reply_addr(via: Option<&crate::sip::Via<'_>>, src: SocketAddr) -> SocketAddr {
+    let port = match via {
+        Some(v) if v.rport.is_none() => v.port_or_default(),
+        _ => src.port(),
+    };
+    SocketAddr::new(src.ip(), port)
+}
+
+/// The socket address of a URI whose host is an IP literal.
+fn uri_addr(uri: &Uri<'_>) -> Option<SocketAddr> {
+    let ip = uri
+        .maddr()
+        .and_then(|m| crate::sip::host::parse_host(m)?.ip())
+        .or(uri.host?.ip())?;
+    Some(SocketAddr::new(ip, uri.port.unwrap_or(uri.default_port())))
+}
+
+/// sipfront never sends to broadcast, multicast or unspecified addresses
+/// (RFC 4475 §3.3.10 bcast).
+fn usable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
