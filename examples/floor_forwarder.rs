@@ -7,7 +7,7 @@
 //! call divided by this one's says how much of its cost is SIP and how much is
 //! the syscalls every forwarder pays.
 //!
-//! Shape (IPv4 only, std + libc):
+//! Shape (IPv4 only, std + libc + sipfront-io's batches and sockets):
 //! - `--workers N` threads, each with its own SO_REUSEPORT listen socket
 //!   (the kernel spreads clients over them by 4-tuple) and its own epoll.
 //! - For each distinct client address a worker sees, it opens a dedicated
@@ -23,10 +23,13 @@
 //!   cargo run --release --example floor_forwarder -- \
 //!     --listen 127.0.0.1:5060 --backend 127.0.0.1:5070 --backend 127.0.0.1:5080 --workers 2
 
+use sipfront_io::udp::bind_udp;
+use sipfront_io::{Flushed, RecvBatch, SendBatch};
 use std::collections::HashMap;
 use std::io;
 use std::mem;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::raw::c_int;
 use std::process::exit;
 use std::ptr;
@@ -38,7 +41,8 @@ const MAX_BINDINGS: usize = 16 * 1024;
 const IDLE: Duration = Duration::from_secs(60);
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 const LISTEN_TOKEN: u64 = u64::MAX;
-const SOCK_BUF: c_int = 4 << 20;
+const SOCK_BUF: usize = 4 << 20;
+const UPSTREAM_BUF: usize = 1 << 20;
 
 struct Args {
     listen: SocketAddrV4,
@@ -106,14 +110,6 @@ fn parse_addr(s: &str) -> SocketAddrV4 {
         .unwrap_or_else(|_| usage(&format!("bad IPv4 address:port {s:?}")))
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    let mut sa: libc::sockaddr_in = unsafe { mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = a.port().to_be();
-    sa.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-    sa
-}
-
 fn check(r: c_int, what: &str) -> io::Result<c_int> {
     if r < 0 {
         let e = io::Error::last_os_error();
@@ -123,68 +119,30 @@ fn check(r: c_int, what: &str) -> io::Result<c_int> {
     }
 }
 
-fn setopt(fd: c_int, level: c_int, name: c_int, v: c_int) {
-    unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &v as *const c_int as *const _,
-            mem::size_of::<c_int>() as libc::socklen_t,
-        );
-    }
+fn context(what: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-/// UDP socket, blocking for sends (backpressure instead of drops on a full
-/// send buffer); receives use MSG_DONTWAIT.
-fn udp_socket() -> io::Result<c_int> {
-    check(
-        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) },
-        "socket",
-    )
+/// The worker's SO_REUSEPORT listen socket. Sockets here are blocking for
+/// sends (backpressure instead of drops on a full send buffer); receives
+/// use MSG_DONTWAIT.
+fn listen_socket(addr: SocketAddrV4) -> io::Result<UdpSocket> {
+    let s = bind_udp(addr.into(), true, SOCK_BUF, SOCK_BUF).map_err(context("bind"))?;
+    s.set_nonblocking(false)?;
+    Ok(s)
 }
 
-fn listen_socket(addr: SocketAddrV4) -> io::Result<c_int> {
-    let fd = udp_socket()?;
-    setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1);
-    setopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, SOCK_BUF);
-    setopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, SOCK_BUF);
-    let sa = sockaddr(addr);
-    check(
-        unsafe {
-            libc::bind(
-                fd,
-                &sa as *const _ as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_in>() as u32,
-            )
-        },
-        "bind",
-    )?;
-    Ok(fd)
+/// A client's own upstream socket, connect()ed to its backend.
+fn upstream_socket(backend: SocketAddrV4) -> io::Result<UdpSocket> {
+    let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    let s = bind_udp(any.into(), false, UPSTREAM_BUF, UPSTREAM_BUF)?;
+    s.set_nonblocking(false)?;
+    s.connect(backend)?;
+    Ok(s)
 }
 
-fn upstream_socket(backend: SocketAddrV4) -> io::Result<c_int> {
-    let fd = udp_socket()?;
-    setopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 1 << 20);
-    setopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 1 << 20);
-    let sa = sockaddr(backend);
-    let r = unsafe {
-        libc::connect(
-            fd,
-            &sa as *const _ as *const libc::sockaddr,
-            mem::size_of::<libc::sockaddr_in>() as u32,
-        )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        unsafe { libc::close(fd) };
-        return Err(e);
-    }
-    Ok(fd)
-}
-
-fn key_of(sa: &libc::sockaddr_in) -> u64 {
-    ((u32::from_be(sa.sin_addr.s_addr) as u64) << 16) | u16::from_be(sa.sin_port) as u64
+fn key_of(sa: SocketAddrV4) -> u64 {
+    ((u32::from(*sa.ip()) as u64) << 16) | sa.port() as u64
 }
 
 /// FNV-1a over the client's ip and port.
@@ -198,8 +156,8 @@ fn hash_key(k: u64) -> u64 {
 }
 
 struct Binding {
-    fd: c_int,
-    client: libc::sockaddr_in,
+    sock: UdpSocket,
+    client: SocketAddr,
     key: u64,
     last_seen: Instant,
 }
@@ -212,111 +170,30 @@ struct Counters {
     dropped_socket: u64,
 }
 
-/// One receive batch: buffers plus the recvmmsg/sendmmsg headers over them.
-struct Batch {
-    bufs: Vec<u8>,
-    iov: [libc::iovec; BATCH],
-    hdr: [libc::mmsghdr; BATCH],
-    names: [libc::sockaddr_in; BATCH],
-}
-
-impl Batch {
-    fn new() -> Box<Batch> {
-        let mut b = Box::new(Batch {
-            bufs: vec![0u8; BUF * BATCH],
-            iov: unsafe { mem::zeroed() },
-            hdr: unsafe { mem::zeroed() },
-            names: unsafe { mem::zeroed() },
-        });
-        for i in 0..BATCH {
-            b.iov[i].iov_base = unsafe { b.bufs.as_mut_ptr().add(i * BUF) } as *mut _;
-            b.iov[i].iov_len = BUF;
-        }
-        b
-    }
-
-    /// Point headers [from, from+n) at their buffers for a receive.
-    fn arm_recv(&mut self, from: usize, n: usize, want_name: bool) {
-        for i in from..from + n {
-            self.iov[i].iov_len = BUF;
-            let h = &mut self.hdr[i].msg_hdr;
-            h.msg_iov = &mut self.iov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            if want_name {
-                h.msg_name = &mut self.names[i] as *mut _ as *mut _;
-                h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as u32;
-            } else {
-                h.msg_name = ptr::null_mut();
-                h.msg_namelen = 0;
-            }
-            self.hdr[i].msg_len = 0;
-        }
-    }
-}
-
-/// recvmmsg into slots [from, from+n); returns how many arrived (0 if none / error).
-fn recv_batch(fd: c_int, b: &mut Batch, from: usize, n: usize, want_name: bool) -> usize {
-    b.arm_recv(from, n, want_name);
-    loop {
-        let r = unsafe {
-            libc::recvmmsg(
-                fd,
-                b.hdr.as_mut_ptr().add(from),
-                n as u32,
-                libc::MSG_DONTWAIT,
-                ptr::null_mut(),
-            )
-        };
-        if r >= 0 {
-            return r as usize;
-        }
-        match io::Error::last_os_error().raw_os_error() {
-            Some(libc::EINTR) => continue,
-            // EAGAIN: drained. ECONNREFUSED: a pending ICMP on a connected socket; drop it.
-            _ => return 0,
-        }
-    }
-}
-
-/// sendmmsg all of hdrs on fd, skipping messages the kernel refuses.
-fn send_all(fd: c_int, hdrs: &mut [libc::mmsghdr], c: &mut Counters) {
-    let mut off = 0;
-    while off < hdrs.len() {
-        let r =
-            unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr().add(off), (hdrs.len() - off) as u32, 0) };
-        if r > 0 {
-            off += r as usize;
-        } else if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        } else {
-            c.dropped_send += 1;
-            off += 1;
-        }
+impl Counters {
+    fn sent(&mut self, f: Flushed) {
+        self.dropped_send += f.failed_total() as u64;
     }
 }
 
 struct Worker {
     id: usize,
     backends: Vec<SocketAddrV4>,
-    listen: c_int,
+    listen: UdpSocket,
     ep: c_int,
     slots: Vec<Option<Binding>>,
     free: Vec<usize>,
     by_client: HashMap<u64, usize>,
-    rx: Box<Batch>,
-    send_hdr: [libc::mmsghdr; BATCH],
+    rx: RecvBatch,
+    /// Client datagrams for one upstream socket (connected: no address).
+    up: SendBatch,
+    /// Backend datagrams for the clients, from the listen socket.
+    down: SendBatch,
     order: [u8; BATCH],
-    target: [c_int; BATCH],
+    target: [RawFd; BATCH],
     c: Counters,
     now: Instant,
 }
-
-// The raw pointers in the mmsghdr/iovec arrays only ever point into this
-// worker's own boxed buffers; the worker moves to its thread once, before use.
-unsafe impl Send for Worker {}
 
 impl Worker {
     fn new(
@@ -325,6 +202,7 @@ impl Worker {
         backends: Vec<SocketAddrV4>,
     ) -> io::Result<Worker> {
         let listen = listen_socket(listen_addr)?;
+        // SAFETY: plain syscall; the fd lives as long as the worker.
         let ep = check(
             unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) },
             "epoll_create1",
@@ -333,8 +211,9 @@ impl Worker {
             events: libc::EPOLLIN as u32,
             u64: LISTEN_TOKEN,
         };
+        // SAFETY: ep and the listen fd are open; ev lives across the call.
         check(
-            unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, listen, &mut ev) },
+            unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, listen.as_raw_fd(), &mut ev) },
             "epoll_ctl",
         )?;
         Ok(Worker {
@@ -345,8 +224,11 @@ impl Worker {
             slots: Vec::new(),
             free: Vec::new(),
             by_client: HashMap::new(),
-            rx: Batch::new(),
-            send_hdr: unsafe { mem::zeroed() },
+            rx: RecvBatch::new(BATCH, BUF),
+            // Buffers as large as the receive ones: forwarding trades
+            // buffers between the batches instead of copying.
+            up: SendBatch::with_buffer_capacity(BATCH, BUF),
+            down: SendBatch::with_buffer_capacity(BATCH, BUF),
             order: [0; BATCH],
             target: [-1; BATCH],
             c: Counters::default(),
@@ -355,7 +237,7 @@ impl Worker {
     }
 
     /// The binding for this client, created on first sight.
-    fn binding_for(&mut self, sa: &libc::sockaddr_in) -> Option<usize> {
+    fn binding_for(&mut self, sa: SocketAddrV4) -> Option<usize> {
         let key = key_of(sa);
         if let Some(&i) = self.by_client.get(&key) {
             if let Some(b) = self.slots[i].as_mut() {
@@ -368,8 +250,8 @@ impl Worker {
             return None;
         }
         let backend = self.backends[(hash_key(key) % self.backends.len() as u64) as usize];
-        let fd = match upstream_socket(backend) {
-            Ok(fd) => fd,
+        let sock = match upstream_socket(backend) {
+            Ok(s) => s,
             Err(_) => {
                 self.c.dropped_socket += 1;
                 return None;
@@ -383,15 +265,15 @@ impl Worker {
             events: libc::EPOLLIN as u32,
             u64: idx as u64,
         };
-        if unsafe { libc::epoll_ctl(self.ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
-            unsafe { libc::close(fd) };
+        // SAFETY: ep and the socket are open; ev lives across the call.
+        if unsafe { libc::epoll_ctl(self.ep, libc::EPOLL_CTL_ADD, sock.as_raw_fd(), &mut ev) } < 0 {
             self.free.push(idx);
             self.c.dropped_socket += 1;
             return None;
         }
         self.slots[idx] = Some(Binding {
-            fd,
-            client: *sa,
+            sock,
+            client: sa.into(),
             key,
             last_seen: self.now,
         });
@@ -403,19 +285,22 @@ impl Worker {
     /// its client's upstream socket (one sendmmsg per upstream socket per batch).
     fn on_listen(&mut self) {
         loop {
-            let n = recv_batch(self.listen, &mut self.rx, 0, BATCH, true);
+            let n = self.rx.recv(self.listen.as_raw_fd()).unwrap_or(0);
             if n == 0 {
                 return;
             }
             let mut m = 0;
             for i in 0..n {
-                if self.rx.hdr[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                if self.rx.truncated(i) {
                     self.c.dropped_trunc += 1;
                     continue;
                 }
-                let sa = self.rx.names[i];
-                if let Some(idx) = self.binding_for(&sa) {
-                    self.target[i] = self.slots[idx].as_ref().map_or(-1, |b| b.fd);
+                // The listen socket is IPv4: every source is.
+                let Some(SocketAddr::V4(sa)) = self.rx.datagram(i).1 else {
+                    continue;
+                };
+                if let Some(idx) = self.binding_for(sa) {
+                    self.target[i] = self.slots[idx].as_ref().map_or(-1, |b| b.sock.as_raw_fd());
                     self.order[m] = i as u8;
                     m += 1;
                 }
@@ -435,20 +320,13 @@ impl Worker {
                 let fd = self.target[self.order[s] as usize];
                 let mut e = s;
                 while e < m && self.target[self.order[e] as usize] == fd {
-                    let i = self.order[e] as usize;
-                    let k = e - s;
-                    self.rx.iov[i].iov_len = self.rx.hdr[i].msg_len as usize;
-                    let h = &mut self.send_hdr[k].msg_hdr;
-                    h.msg_name = ptr::null_mut();
-                    h.msg_namelen = 0;
-                    h.msg_iov = &mut self.rx.iov[i];
-                    h.msg_iovlen = 1;
-                    h.msg_control = ptr::null_mut();
-                    h.msg_controllen = 0;
-                    h.msg_flags = 0;
+                    // The received buffer becomes the send slot: no copy.
+                    self.rx.take_into(self.order[e] as usize, self.up.slot());
+                    self.up.commit_connected();
                     e += 1;
                 }
-                send_all(fd, &mut self.send_hdr[..e - s], &mut self.c);
+                let f = self.up.flush_wait(fd);
+                self.c.sent(f);
                 s = e;
             }
             if n < BATCH {
@@ -460,28 +338,27 @@ impl Worker {
     /// Backend → client: gather datagrams from every ready upstream socket
     /// into one batch and send them from the listen socket (one sendmmsg per 32).
     fn on_upstream(&mut self, ready: &[usize]) {
-        let mut k = 0usize;
         for &idx in ready {
             let (fd, client) = match self.slots.get(idx).and_then(|s| s.as_ref()) {
-                Some(b) => (b.fd, b.client),
+                Some(b) => (b.sock.as_raw_fd(), b.client),
                 None => continue,
             };
             loop {
-                let space = BATCH - k;
-                let n = recv_batch(fd, &mut self.rx, k, space, false);
-                for i in k..k + n {
-                    if self.rx.hdr[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                // An error (a pending ICMP error on the connected socket,
+                // ECONNREFUSED) drops nothing but itself.
+                let n = self.rx.recv(fd).unwrap_or(0);
+                for i in 0..n {
+                    if self.rx.truncated(i) {
                         self.c.dropped_trunc += 1;
-                        self.rx.hdr[i].msg_len = 0; // sent as nothing: skip below
+                        continue;
                     }
-                    self.rx.names[i] = client;
+                    self.rx.take_into(i, self.down.slot());
+                    self.down.commit(client);
+                    if self.down.is_full() {
+                        self.flush_to_clients();
+                    }
                 }
-                k += n;
-                if k == BATCH {
-                    self.flush_to_clients(k);
-                    k = 0;
-                }
-                if n < space {
+                if n < BATCH {
                     break;
                 }
             }
@@ -489,31 +366,14 @@ impl Worker {
                 b.last_seen = self.now;
             }
         }
-        if k > 0 {
-            self.flush_to_clients(k);
+        if !self.down.is_empty() {
+            self.flush_to_clients();
         }
     }
 
-    fn flush_to_clients(&mut self, k: usize) {
-        let mut m = 0;
-        for i in 0..k {
-            let len = self.rx.hdr[i].msg_len as usize;
-            if len == 0 {
-                continue;
-            }
-            self.rx.iov[i].iov_len = len;
-            let h = &mut self.send_hdr[m].msg_hdr;
-            h.msg_name = &mut self.rx.names[i] as *mut _ as *mut _;
-            h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as u32;
-            h.msg_iov = &mut self.rx.iov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            m += 1;
-        }
-        let (listen, hdrs) = (self.listen, &mut self.send_hdr[..m]);
-        send_all(listen, hdrs, &mut self.c);
+    fn flush_to_clients(&mut self) {
+        let f = self.down.flush_wait(self.listen.as_raw_fd());
+        self.c.sent(f);
     }
 
     fn sweep(&mut self) {
@@ -522,9 +382,14 @@ impl Worker {
                 matches!(&self.slots[idx], Some(b) if self.now.duration_since(b.last_seen) > IDLE);
             if idle {
                 if let Some(b) = self.slots[idx].take() {
+                    // SAFETY: ep and the socket are open (closed on drop below).
                     unsafe {
-                        libc::epoll_ctl(self.ep, libc::EPOLL_CTL_DEL, b.fd, ptr::null_mut());
-                        libc::close(b.fd);
+                        libc::epoll_ctl(
+                            self.ep,
+                            libc::EPOLL_CTL_DEL,
+                            b.sock.as_raw_fd(),
+                            ptr::null_mut(),
+                        );
                     }
                     self.by_client.remove(&b.key);
                     self.free.push(idx);
@@ -534,11 +399,13 @@ impl Worker {
     }
 
     fn run(&mut self) -> ! {
+        // SAFETY: epoll_event is plain data; all-zero is valid.
         let mut events: [libc::epoll_event; 64] = unsafe { mem::zeroed() };
         let mut ready: Vec<usize> = Vec::with_capacity(64);
         let mut last_sweep = Instant::now();
         let mut reported = 0u64;
         loop {
+            // SAFETY: events is a live buffer of events.len() entries.
             let n = unsafe {
                 libc::epoll_wait(self.ep, events.as_mut_ptr(), events.len() as c_int, 1000)
             };

@@ -6,19 +6,23 @@
 //!
 //! Packet path per readable socket: one `recvmmsg` of up to [`BATCH`]
 //! datagrams into fixed buffers; for each, latch check and statistics;
-//! then one `sendmmsg` from the other leg's socket, whose iovecs point into
-//! the same receive buffers (no copy, no allocation). The socket is found
-//! from the epoll token (slot << 2 | leg << 1 | rtcp): no hashing.
+//! then one `sendmmsg` from the other leg's socket. The batches are
+//! `sipfront_io`'s: a relayed datagram's receive buffer trades places with a
+//! send slot ([`RecvBatch::take_into`]), so nothing is copied or allocated.
+//! The socket is found from the epoll token (slot << 2 | leg << 1 | rtcp):
+//! no hashing.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+use sipfront_io::{RecvBatch, SendBatch};
 
 use crate::session::{LatchMode, PeerUpdate, StreamId};
 use crate::stats::{bump, LegStats, RtpSeen, RtpTracker, StreamStats, WorkerCounters};
@@ -138,7 +142,7 @@ pub fn spawn(index: usize, cpu: Option<usize>) -> io::Result<WorkerHandle> {
         .name(format!("rtp-worker-{index}"))
         .spawn(move || {
             if let Some(cpu) = cpu {
-                pin(cpu);
+                sipfront_io::cpu::pin_to_cpu(cpu);
             }
             let mut w = Worker::new(ep, w2, rx, c2);
             w.run();
@@ -149,29 +153,6 @@ pub fn spawn(index: usize, cpu: Option<usize>) -> io::Result<WorkerHandle> {
         counters,
         join: Some(join),
     })
-}
-
-/// The CPUs this process may run on, ascending (empty if unknown).
-pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: sched_getaffinity fills a zeroed cpu_set_t of the right size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity on this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
 }
 
 fn epoll_add(ep: RawFd, fd: RawFd, token: u64) -> io::Result<()> {
@@ -294,114 +275,6 @@ struct WStream {
     stats: Arc<StreamStats>,
 }
 
-/// Pre-allocated batch buffers and message headers.
-struct Batch {
-    bufs: Box<[[u8; BUF_LEN]; BATCH]>,
-    addrs: Box<[libc::sockaddr_storage; BATCH]>,
-    iov: Box<[libc::iovec; BATCH]>,
-    msgs: Box<[libc::mmsghdr; BATCH]>,
-    out_iov: Box<[libc::iovec; BATCH]>,
-    out_msgs: Box<[libc::mmsghdr; BATCH]>,
-    dest: Box<libc::sockaddr_storage>,
-}
-
-impl Batch {
-    fn new() -> Batch {
-        // SAFETY: these C structs are valid when zeroed.
-        let zero_ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let zero_iov = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        };
-        let zero_msg: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        Batch {
-            bufs: vec![[0u8; BUF_LEN]; BATCH]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!()),
-            addrs: Box::new([zero_ss; BATCH]),
-            iov: Box::new([zero_iov; BATCH]),
-            msgs: Box::new([zero_msg; BATCH]),
-            out_iov: Box::new([zero_iov; BATCH]),
-            out_msgs: Box::new([zero_msg; BATCH]),
-            dest: Box::new(zero_ss),
-        }
-    }
-
-    /// Points the receive headers at the buffers (after every call: the
-    /// kernel rewrites msg_namelen).
-    fn arm_recv(&mut self) {
-        for i in 0..BATCH {
-            self.iov[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr().cast(),
-                iov_len: BUF_LEN,
-            };
-            let h = &mut self.msgs[i].msg_hdr;
-            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            h.msg_iov = &mut self.iov[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            self.msgs[i].msg_len = 0;
-        }
-    }
-}
-
-fn sockaddr_from(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: family says this storage holds a sockaddr_in.
-            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                u32::from_be(a.sin_addr.s_addr).into(),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: family says this storage holds a sockaddr_in6.
-            let a = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                a.sin6_addr.s6_addr.into(),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
-
-fn sockaddr_to(addr: SocketAddr, ss: &mut libc::sockaddr_storage) -> libc::socklen_t {
-    match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
-            let s =
-                unsafe { &mut *(ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            s.sin_family = libc::AF_INET as libc::sa_family_t;
-            s.sin_port = a.port().to_be();
-            s.sin_addr = libc::in_addr {
-                s_addr: u32::from(*a.ip()).to_be(),
-            };
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
-            let s =
-                unsafe { &mut *(ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            s.sin6_port = a.port().to_be();
-            s.sin6_flowinfo = a.flowinfo();
-            s.sin6_addr = libc::in6_addr {
-                s6_addr: a.ip().octets(),
-            };
-            s.sin6_scope_id = a.scope_id();
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
-    }
-}
-
 struct Worker {
     ep: OwnedFd,
     wake: Arc<OwnedFd>,
@@ -410,7 +283,8 @@ struct Worker {
     slots: Vec<Option<WStream>>,
     free_slots: Vec<usize>,
     by_id: HashMap<StreamId, usize>,
-    batch: Batch,
+    recv_batch: RecvBatch,
+    send_batch: SendBatch,
 }
 
 impl Worker {
@@ -428,7 +302,10 @@ impl Worker {
             slots: Vec::new(),
             free_slots: Vec::new(),
             by_id: HashMap::new(),
-            batch: Batch::new(),
+            recv_batch: RecvBatch::new(BATCH, BUF_LEN),
+            // As large as a receive buffer, so received datagrams trade
+            // places with send slots instead of being copied.
+            send_batch: SendBatch::with_buffer_capacity(BATCH, BUF_LEN),
         }
     }
 
@@ -566,8 +443,6 @@ impl Worker {
             bump(&self.counters.dropped_unknown_socket, 1);
             return;
         };
-        let b = &mut self.batch;
-        b.arm_recv();
         let [leg0, leg1] = &mut st.legs;
         let (from, to) = if l == 0 { (leg0, leg1) } else { (leg1, leg0) };
         let fd = if rtcp {
@@ -575,20 +450,11 @@ impl Worker {
         } else {
             from.rtp.as_raw_fd()
         };
-        // SAFETY: msgs point into the batch buffers armed above.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                b.msgs.as_mut_ptr(),
-                BATCH as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
+        let (rx, tx) = (&mut self.recv_batch, &mut self.send_batch);
+        let n = match rx.recv(fd) {
+            Ok(n) if n > 0 => n,
+            _ => return,
         };
-        if n <= 0 {
-            return;
-        }
-        let n = n as usize;
         let now = now_us();
         let now_ms = (now / 1000).max(1);
         let stats: &LegStats = &st.stats.legs[l];
@@ -598,15 +464,14 @@ impl Worker {
             to.state.rtp_peer
         };
         let (mut bytes, mut wrong, mut trunc, mut out) = (0u64, 0u64, 0u64, 0usize);
-        let dest_len = dest.map(|d| sockaddr_to(d, &mut b.dest)).unwrap_or(0);
         for i in 0..n {
-            let len = (b.msgs[i].msg_len as usize).min(BUF_LEN);
-            if b.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            if rx.truncated(i) {
                 trunc += 1;
                 continue;
             }
-            bytes += len as u64;
-            let Some(src) = sockaddr_from(&b.addrs[i]) else {
+            let (pkt, src) = rx.datagram(i);
+            bytes += pkt.len() as u64;
+            let Some(src) = src else {
                 wrong += 1;
                 continue;
             };
@@ -614,25 +479,12 @@ impl Worker {
                 wrong += 1;
                 continue;
             }
-            if !rtcp {
-                let pkt = &b.bufs[i][..len];
-                if from.tracker.on_packet(pkt, now, stats) == RtpSeen::Rtcp {
-                    bump(&stats.rtcp_packets, 1);
-                }
+            if !rtcp && from.tracker.on_packet(pkt, now, stats) == RtpSeen::Rtcp {
+                bump(&stats.rtcp_packets, 1);
             }
-            if dest.is_some() {
-                b.out_iov[out] = libc::iovec {
-                    iov_base: b.bufs[i].as_mut_ptr().cast(),
-                    iov_len: len,
-                };
-                let h = &mut b.out_msgs[out].msg_hdr;
-                h.msg_name = (&mut *b.dest as *mut libc::sockaddr_storage).cast();
-                h.msg_namelen = dest_len;
-                h.msg_iov = &mut b.out_iov[out];
-                h.msg_iovlen = 1;
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-                h.msg_flags = 0;
+            if let Some(d) = dest {
+                rx.take_into(i, tx.slot());
+                tx.commit(d);
                 out += 1;
             }
         }
@@ -662,28 +514,15 @@ impl Worker {
         if no_dest > 0 {
             bump(&c.dropped_no_destination, no_dest);
         }
+        if tx.is_empty() {
+            return;
+        }
         let out_fd = if rtcp {
             to.rtcp.as_raw_fd()
         } else {
             to.rtp.as_raw_fd()
         };
-        let mut sent = 0usize;
-        while sent < out {
-            // SAFETY: out_msgs[sent..out] were filled above and point into live buffers.
-            let r = unsafe {
-                libc::sendmmsg(
-                    out_fd,
-                    b.out_msgs.as_mut_ptr().add(sent),
-                    (out - sent) as u32,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if r <= 0 {
-                break;
-            }
-            sent += r as usize;
-        }
-        let send_err = (out - sent) as u64;
+        let send_err = tx.flush(out_fd).failed_total() as u64;
         if send_err > 0 {
             take_back(&stats.relayed, send_err);
             bump(&stats.dropped, send_err);
@@ -787,16 +626,6 @@ mod tests {
         l.accept(sa("10.9.9.9:1"), false);
         l.accept(sa("10.8.8.8:2"), false);
         assert_eq!(l.rtp_peer, Some(sa("10.8.8.8:2")));
-    }
-
-    #[test]
-    fn sockaddr_roundtrip() {
-        // SAFETY: zeroed sockaddr_storage is valid.
-        let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        for a in ["127.0.0.1:5000", "[::1]:6000"] {
-            sockaddr_to(sa(a), &mut ss);
-            assert_eq!(sockaddr_from(&ss), Some(sa(a)));
-        }
     }
 
     // A worker relays between two legs, latching the caller's source.

@@ -184,7 +184,7 @@ pub fn run(cfg: &ServerConfig, stop_fd: RawFd) -> Result<Summary, String> {
     let listeners = bind_listeners(cfg)?;
     // Worker k pins to the k-th CPU this process may use (taskset,
     // container cpusets), not to CPU k of the machine.
-    let cpus = relay::allowed_cpus();
+    let cpus = sipfront_io::cpu::allowed_cpus();
     let workers = cfg.workers.max(1);
     let mut handles: Vec<WorkerHandle> = Vec::with_capacity(workers);
     for k in 0..workers {

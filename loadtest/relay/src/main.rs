@@ -23,10 +23,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use sipfront_io::{RecvBatch, SendBatch};
 
 mod ng;
 
@@ -38,6 +40,8 @@ const GROUPS: u64 = 20;
 const PKT_LEN: usize = 12 + 160;
 /// Messages per recvmmsg/sendmmsg call.
 const BATCH: usize = 64;
+/// Receive (and send) buffer per datagram.
+const BUF_LEN: usize = 2048;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -126,109 +130,6 @@ fn bind(ip: Ipv4Addr, port: u16) -> io::Result<UdpSocket> {
     Ok(s)
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
-/// Reusable recvmmsg/sendmmsg buffers.
-struct Mmsg {
-    bufs: Vec<[u8; 2048]>,
-    iovs: Vec<libc::iovec>,
-    hdrs: Vec<libc::mmsghdr>,
-    names: Vec<libc::sockaddr_in>,
-}
-
-impl Mmsg {
-    fn new() -> Box<Mmsg> {
-        let mut m = Box::new(Mmsg {
-            bufs: vec![[0u8; 2048]; BATCH],
-            iovs: Vec::with_capacity(BATCH),
-            hdrs: Vec::with_capacity(BATCH),
-            // SAFETY: sockaddr_in is plain old data; all zero is valid.
-            names: vec![unsafe { std::mem::zeroed() }; BATCH],
-        });
-        for i in 0..BATCH {
-            let base = m.bufs[i].as_mut_ptr();
-            m.iovs.push(libc::iovec {
-                iov_base: base as *mut libc::c_void,
-                iov_len: 2048,
-            });
-        }
-        for i in 0..BATCH {
-            // SAFETY: mmsghdr is plain old data; all zero is valid.
-            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_iov = &mut m.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_name = &mut m.names[i] as *mut _ as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            m.hdrs.push(h);
-        }
-        m
-    }
-
-    /// recvmmsg on `fd`, non-blocking: the number of datagrams (0 when none).
-    fn recv(&mut self, fd: i32) -> usize {
-        for i in 0..BATCH {
-            self.iovs[i].iov_len = 2048;
-            self.hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        }
-        // SAFETY: hdrs point at live buffers owned by self for BATCH entries.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.hdrs.as_mut_ptr(),
-                BATCH as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            0
-        } else {
-            n as usize
-        }
-    }
-
-    fn len(&self, i: usize) -> usize {
-        self.hdrs[i].msg_len as usize
-    }
-
-    /// sendmmsg of the first `n` buffers (lengths from `lens`) to `dst`.
-    /// Returns how many were sent.
-    fn send(
-        &mut self,
-        fd: i32,
-        n: usize,
-        lens: impl Fn(usize) -> usize,
-        dst: &libc::sockaddr_in,
-    ) -> usize {
-        for i in 0..n {
-            self.iovs[i].iov_len = lens(i);
-            self.names[i] = *dst;
-            self.hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        }
-        let mut done = 0;
-        while done < n {
-            // SAFETY: as in recv; the first n headers were just filled.
-            let r = unsafe {
-                libc::sendmmsg(fd, self.hdrs.as_mut_ptr().add(done), (n - done) as u32, 0)
-            };
-            if r <= 0 {
-                break; // full queue or error: the packets are lost, as on a real network
-            }
-            done += r as usize;
-        }
-        done
-    }
-}
-
 struct Epoll(i32);
 
 impl Epoll {
@@ -306,8 +207,8 @@ fn party_pair(ip: Ipv4Addr, base: u16, i: usize) -> io::Result<(UdpSocket, UdpSo
 struct Call {
     caller: UdpSocket,
     callee: UdpSocket,
-    caller_dst: libc::sockaddr_in,
-    callee_dst: libc::sockaddr_in,
+    caller_dst: SocketAddr,
+    callee_dst: SocketAddr,
 }
 
 fn gen(a: &Args) -> io::Result<()> {
@@ -349,8 +250,8 @@ fn gen(a: &Args) -> io::Result<()> {
             calls.push(Call {
                 caller,
                 callee,
-                caller_dst: sockaddr(to_caller),
-                callee_dst: sockaddr(to_callee),
+                caller_dst: to_caller.into(),
+                callee_dst: to_callee.into(),
             });
         }
     } else if let Some(map) = relay.strip_prefix("floor:") {
@@ -375,8 +276,8 @@ fn gen(a: &Args) -> io::Result<()> {
             calls.push(Call {
                 caller,
                 callee,
-                caller_dst: sockaddr(SocketAddrV4::new(ip, pa)),
-                callee_dst: sockaddr(SocketAddrV4::new(ip, pb)),
+                caller_dst: SocketAddrV4::new(ip, pa).into(),
+                callee_dst: SocketAddrV4::new(ip, pb).into(),
             });
         }
     } else {
@@ -390,7 +291,8 @@ fn gen(a: &Args) -> io::Result<()> {
         ep.add(c.callee.as_raw_fd(), 2 * i as u64)?;
         ep.add(c.caller.as_raw_fd(), 2 * i as u64 + 1)?;
     }
-    let mut m = Mmsg::new();
+    let mut rx = RecvBatch::new(BATCH, BUF_LEN);
+    let mut tx = SendBatch::with_buffer_capacity(BATCH, BUF_LEN);
     let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut slot: u64 = 0; // next slot to send
     let mut seq: u16 = 0;
@@ -451,8 +353,9 @@ fn gen(a: &Args) -> io::Result<()> {
                         (1, &c.callee, &c.callee_dst),
                     ] {
                         let stream = 2 * i as u32 + dir;
-                        for k in 0..owed {
-                            let b = &mut m.bufs[k];
+                        for _ in 0..owed {
+                            let b = tx.slot();
+                            b.resize(PKT_LEN, 0);
                             b[0] = 0x80;
                             b[1] = 8;
                             b[2..4].copy_from_slice(&seq.to_be_bytes());
@@ -461,8 +364,11 @@ fn gen(a: &Args) -> io::Result<()> {
                             b[12..20].copy_from_slice(&slot.to_be_bytes());
                             b[20..24].copy_from_slice(&stream.to_be_bytes());
                             seq = seq.wrapping_add(1);
+                            tx.commit(*dst);
                         }
-                        let n = m.send(sock.as_raw_fd(), owed, |_| PKT_LEN, dst);
+                        // A full queue or an error loses the packets, as
+                        // on a real network.
+                        let n = tx.flush(sock.as_raw_fd()).sent;
                         if slot >= w0 {
                             sent_win += n as u64;
                         }
@@ -497,11 +403,10 @@ fn gen(a: &Args) -> io::Result<()> {
                     &call.caller
                 };
                 loop {
-                    let got = m.recv(sock.as_raw_fd());
+                    let got = rx.recv(sock.as_raw_fd()).unwrap_or(0);
                     for k in 0..got {
-                        let len = m.len(k);
-                        let b = &m.bufs[k];
-                        if len < 24 {
+                        let (b, _) = rx.datagram(k);
+                        if b.len() < 24 {
                             recv_wrong += 1;
                             continue;
                         }
@@ -618,14 +523,14 @@ fn floor(a: &Args) -> io::Result<()> {
     }
     // The one piece of state: each side's peer, latched from the source of
     // its last packet (a relay must know where to send; this is the least).
-    // SAFETY: sockaddr_in is plain old data; all zero is a valid "unknown".
-    let mut peers: Vec<libc::sockaddr_in> = vec![unsafe { std::mem::zeroed() }; socks.len()];
+    let mut peers: Vec<Option<SocketAddr>> = vec![None; socks.len()];
     let ep = Epoll::new()?;
     for (i, s) in socks.iter().enumerate() {
         ep.add(s.as_raw_fd(), i as u64)?;
     }
     eprintln!("relaybench floor ready");
-    let mut m = Mmsg::new();
+    let mut rx = RecvBatch::new(BATCH, BUF_LEN);
+    let mut tx = SendBatch::with_buffer_capacity(BATCH, BUF_LEN);
     let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let until = Instant::now() + Duration::from_secs_f64(max_s);
     while !STOP.load(Ordering::Relaxed) && Instant::now() < until {
@@ -634,18 +539,20 @@ fn floor(a: &Args) -> io::Result<()> {
             let i = ev.u64 as usize;
             let out = i ^ 1;
             loop {
-                let got = m.recv(socks[i].as_raw_fd());
+                let got = rx.recv(socks[i].as_raw_fd()).unwrap_or(0);
                 if got == 0 {
                     break;
                 }
-                peers[i] = m.names[got - 1];
-                let mut lens = [0usize; BATCH];
-                for (k, l) in lens.iter_mut().enumerate().take(got) {
-                    *l = m.len(k);
+                if let Some(src) = rx.datagram(got - 1).1 {
+                    peers[i] = Some(src);
                 }
-                if peers[out].sin_port != 0 {
-                    let dst = peers[out];
-                    m.send(socks[out].as_raw_fd(), got, |k| lens[k], &dst);
+                if let Some(dst) = peers[out] {
+                    // Receive buffers trade places with send slots: no copy.
+                    for k in 0..got {
+                        rx.take_into(k, tx.slot());
+                        tx.commit(dst);
+                    }
+                    tx.flush(socks[out].as_raw_fd());
                 }
                 if got < BATCH {
                     break;
