@@ -3,13 +3,10 @@
 //! this; tests call it too.
 
 use crate::config::{self, Config};
-use crate::dispatch::{
-    self, Algorithm, BackendId, BackendSet, Destination, HealthTable, Rule, Rules,
-};
+use crate::dispatch::{self, BackendId, BackendSet, Destination, HealthTable, Rule, Rules};
 use crate::proxy::{txn::TxnConfig, ProxyConfig, Routing};
 use crate::runtime::{DriverChoice, RuntimeConfig};
 use crate::sip::Limits;
-use std::str::FromStr;
 
 /// Builds the routing snapshot. Destination ids are unique across sets, so
 /// one health table covers them all; here they are numbered in order.
@@ -30,7 +27,6 @@ pub fn routing_with(
 ) -> Result<Routing, String> {
     let mut sets = Vec::with_capacity(cfg.backend_sets.len());
     for s in &cfg.backend_sets {
-        let alg = Algorithm::from_str(&s.algorithm).map_err(|e| e.to_string())?;
         let mut dests = Vec::with_capacity(s.destinations.len());
         for d in &s.destinations {
             let mut dest = Destination::new(id_of(&s.name, &d.uri), d.uri.clone(), d.addr)
@@ -41,7 +37,7 @@ pub fn routing_with(
             }
             dests.push(dest);
         }
-        sets.push(BackendSet::new(s.name.clone(), alg, dests).map_err(|e| e.to_string())?);
+        sets.push(BackendSet::new(s.name.clone(), s.algorithm, dests).map_err(|e| e.to_string())?);
     }
     let rules: Vec<Rule<String>> = cfg
         .routing

@@ -37,7 +37,7 @@ pub use schema::{
     AdminConfig, Advertise, BackendSetConfig, Config, DestinationConfig, DomainPattern,
     DrainConfig, HeaderMatch, HeaderValueMatch, IoDriver, Listen, LogConfig, LogFormat,
     ProbeConfig, ProxyConfig, ProxyMode, ReplyCode, RoutingConfig, RuleConfig, ServerConfig,
-    TransactionConfig, Transport, Workers, ALGORITHM_NAMES,
+    TransactionConfig, Transport, Workers,
 };
 
 use env::Overrides;

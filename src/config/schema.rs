@@ -1,8 +1,9 @@
 //! The validated configuration: the typed structs the rest of sipfront
 //! reads, their defaults, and the parsers for the values that are written
-//! as strings (listen addresses, `host[:port]`, algorithm names, domain
-//! patterns). A [`Config`] only exists after validation, so every value
-//! here is known to be usable; `docs/configuration.md` documents each key.
+//! as strings (listen addresses, `host[:port]`, domain patterns). An
+//! algorithm is parsed by `dispatch`'s [`Algorithm`], which owns its names
+//! and Kamailio numbers. A [`Config`] only exists after validation, so
+//! every value here is known to be usable; `docs/configuration.md` documents each key.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +13,7 @@ use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use crate::dispatch::Algorithm;
 use crate::sip::host::{parse_host_port, Host};
 
 // ---- defaults (documented once, in docs/configuration.md) ----
@@ -25,7 +27,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65535;
 pub const DEFAULT_MAX_HEADERS: usize = 128;
 pub const DEFAULT_MAX_FORWARDS: u8 = 70;
 pub const DEFAULT_SET: &str = "default";
-pub const DEFAULT_ALGORITHM: &str = "call-id";
+pub const DEFAULT_ALGORITHM: Algorithm = Algorithm::CallId;
 pub const DEFAULT_SETID: u32 = 1;
 pub const DEFAULT_WEIGHT: u32 = 1;
 pub const DEFAULT_PRIORITY: i32 = 0;
@@ -961,9 +963,8 @@ pub enum HeaderValueMatch {
 pub struct BackendSetConfig {
     /// Unique; `[A-Za-z0-9_.-]+`.
     pub name: String,
-    /// The canonical kebab-case name of a selection algorithm (Kamailio
-    /// numbers are mapped to it): one of [`ALGORITHM_NAMES`].
-    pub algorithm: String,
+    /// Written as a name or a Kamailio number.
+    pub algorithm: Algorithm,
     /// The Kamailio dispatcher.list the destinations of `setid` came from,
     /// resolved against the config file's directory.
     pub list_file: Option<PathBuf>,
@@ -988,101 +989,6 @@ pub struct DestinationConfig {
     /// Free-form; from a dispatcher.list, every attr but `weight`, plus
     /// `disabled=1` when flag 4 (admin disabled) was set.
     pub attrs: BTreeMap<String, String>,
-}
-
-/// The selection algorithms by canonical name, with their Kamailio
-/// `ds_select_dst` number where one exists.
-pub const ALGORITHMS: &[(&str, Option<u8>, &str)] = &[
-    ("call-id", Some(0), "hash over Call-ID"),
-    ("from", Some(1), "hash over the From URI"),
-    ("to", Some(2), "hash over the To URI"),
-    ("ruri", Some(3), "hash over the Request-URI"),
-    ("ruri-user", None, "hash over the Request-URI user"),
-    ("round-robin", Some(4), "next destination in turn"),
-    ("random", Some(6), "random destination"),
-    (
-        "priority",
-        Some(8),
-        "first destination by priority, next on failure",
-    ),
-    ("weighted", Some(9), "random, proportional to weight"),
-    ("source-ip", None, "hash over the source IP"),
-    (
-        "priority-weighted",
-        Some(15),
-        "by priority tier, weighted inside a tier",
-    ),
-];
-
-/// The canonical algorithm names, in [`ALGORITHMS`] order.
-pub const ALGORITHM_NAMES: &[&str] = &[
-    "call-id",
-    "from",
-    "to",
-    "ruri",
-    "ruri-user",
-    "round-robin",
-    "random",
-    "priority",
-    "weighted",
-    "source-ip",
-    "priority-weighted",
-];
-
-/// Maps an algorithm name (any case) or Kamailio number to its canonical
-/// name. Kamailio 11 (relative weights) maps to `weighted`, whose weights
-/// are relative shares.
-pub fn canonical_algorithm(s: &str) -> Result<&'static str, String> {
-    let t = s.trim();
-    if let Ok(n) = t.parse::<u32>() {
-        if let Some((name, _, _)) = ALGORITHMS
-            .iter()
-            .find(|(_, k, _)| k.map(u32::from) == Some(n))
-        {
-            return Ok(name);
-        }
-        // Kamailio 11 (relative weight, `rweight`) is what `weighted` does.
-        if n == 11 {
-            return Ok("weighted");
-        }
-        let what = match n {
-            5 => " (auth username hash)",
-            7 => " (hash over a pseudo-variable)",
-            10 => " (call load)",
-            12 => " (parallel forking)",
-            13 => " (latency)",
-            14 => " (round robin/serial)",
-            64 => " (overload control)",
-            _ => "",
-        };
-        return Err(format!(
-            "Kamailio algorithm {n}{what} is not supported; supported: {}",
-            algorithm_list()
-        ));
-    }
-    ALGORITHMS
-        .iter()
-        .find(|(name, _, _)| name.eq_ignore_ascii_case(t))
-        .map(|(name, _, _)| *name)
-        .ok_or_else(|| {
-            format!(
-                "unknown algorithm {s:?}; expected one of {}",
-                algorithm_list()
-            )
-        })
-}
-
-/// `call-id (0), from (1), ..., ruri-user, ...`.
-pub fn algorithm_list() -> String {
-    ALGORITHMS
-        .iter()
-        .map(|(name, n, _)| match n {
-            Some(9) => format!("{name} (9 or 11)"),
-            Some(n) => format!("{name} ({n})"),
-            None => (*name).to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
@@ -1141,25 +1047,6 @@ mod tests {
             .contains("brackets"));
         assert!("1.2.3.4:70000".parse::<Advertise>().is_err());
         assert!("".parse::<Advertise>().is_err());
-    }
-
-    #[test]
-    fn algorithms() {
-        assert_eq!(canonical_algorithm("0").unwrap(), "call-id");
-        assert_eq!(canonical_algorithm("4").unwrap(), "round-robin");
-        assert_eq!(canonical_algorithm("9").unwrap(), "weighted");
-        assert_eq!(canonical_algorithm("11").unwrap(), "weighted");
-        assert!(algorithm_list().contains("weighted (9 or 11)"));
-        assert_eq!(canonical_algorithm("15").unwrap(), "priority-weighted");
-        assert_eq!(canonical_algorithm("Round-Robin").unwrap(), "round-robin");
-        assert_eq!(canonical_algorithm("source-ip").unwrap(), "source-ip");
-        assert!(canonical_algorithm("10").unwrap_err().contains("call load"));
-        assert!(canonical_algorithm("hash")
-            .unwrap_err()
-            .contains("unknown algorithm"));
-        for (i, (name, _, _)) in ALGORITHMS.iter().enumerate() {
-            assert_eq!(ALGORITHM_NAMES[i], *name);
-        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::SourceFile;
 use super::*;
+use crate::dispatch::Algorithm;
 
 /// A resolver that knows a few names and nothing else.
 fn resolver(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -90,7 +91,7 @@ fn defaults() {
     assert_eq!(cfg.routing.default, "default");
     assert!(cfg.routing.rules.is_empty());
     let set = &cfg.backend_sets[0];
-    assert_eq!(set.algorithm, "call-id");
+    assert_eq!(set.algorithm, Algorithm::CallId);
     assert_eq!(set.list_file, None);
     assert_eq!(set.setid, 1);
     let d = &set.destinations[0];
@@ -132,7 +133,7 @@ fn example_file_loads() {
         HeaderValueMatch::Prefix("pstn".into())
     );
     let pstn = cfg.backend_set("pstn").unwrap();
-    assert_eq!(pstn.algorithm, "priority-weighted");
+    assert_eq!(pstn.algorithm, Algorithm::PriorityWeighted);
     assert_eq!(pstn.destinations.len(), 3);
     assert_eq!(
         pstn.destinations[1].addr,
@@ -771,7 +772,7 @@ fn file_only() {
     );
     assert_eq!(cfg.log.level, "warn");
     assert_eq!(cfg.proxy.max_message_size, 4096);
-    assert_eq!(cfg.backend_sets[0].algorithm, "round-robin");
+    assert_eq!(cfg.backend_sets[0].algorithm, Algorithm::RoundRobin);
 }
 
 #[test]
@@ -808,7 +809,7 @@ fn environment_over_file() {
         "203.0.113.1:5060"
     );
     let set = &cfg.backend_sets[0];
-    assert_eq!(set.algorithm, "weighted");
+    assert_eq!(set.algorithm, Algorithm::Weighted);
     assert_eq!(
         set.destinations.iter().map(|d| d.addr).collect::<Vec<_>>(),
         [
@@ -845,7 +846,7 @@ fn flags_over_environment_over_file() {
     assert_eq!(cfg.server.listen[0].to_string(), "udp:10.0.0.3:5080"); // flag
     assert_eq!(cfg.server.listen.len(), 1);
     assert_eq!(cfg.backend_sets[0].destinations.len(), 2); // flag
-    assert_eq!(cfg.backend_sets[0].algorithm, "random"); // env
+    assert_eq!(cfg.backend_sets[0].algorithm, Algorithm::Random); // env
     assert_eq!(cfg.log.level, "trace"); // flag
     assert_eq!(cfg.proxy.mode, ProxyMode::Stateful); // env
     assert_eq!(cfg.server.io_driver, IoDriver::Uring); // file
@@ -956,12 +957,12 @@ fn backends_override_picks_the_default_set() {
     .unwrap();
     let gw = cfg.backend_set("gw").unwrap();
     assert_eq!(gw.destinations[0].uri, "sip:127.0.0.9");
-    assert_eq!(gw.algorithm, "round-robin");
+    assert_eq!(gw.algorithm, Algorithm::RoundRobin);
     assert_eq!(
         cfg.backend_set("pbx").unwrap().destinations[0].uri,
         "sip:127.0.0.1"
     );
-    assert_eq!(cfg.backend_set("pbx").unwrap().algorithm, "call-id");
+    assert_eq!(cfg.backend_set("pbx").unwrap().algorithm, Algorithm::CallId);
     // No routing.default and several sets: a set "default" is created.
     let no_default =
         "[[backend_set]]\nname = \"pbx\"\n[[backend_set.destination]]\nuri = \"sip:127.0.0.1\"\n\
@@ -1004,7 +1005,7 @@ fn list_file_import() {
     .unwrap();
     let cfg = load(Some(&cfg_path), &CliOverrides::default(), &|_| None).unwrap();
     let set = &cfg.backend_sets[0];
-    assert_eq!(set.algorithm, "weighted");
+    assert_eq!(set.algorithm, Algorithm::Weighted);
     assert_eq!(
         set.list_file.as_deref(),
         Some(dir.join("dispatcher.list").as_path())
@@ -1070,7 +1071,7 @@ fn list_file_import() {
     )
     .unwrap();
     let cfg = load(Some(&cfg_path), &CliOverrides::default(), &|_| None).unwrap();
-    assert_eq!(cfg.backend_sets[0].algorithm, "round-robin");
+    assert_eq!(cfg.backend_sets[0].algorithm, Algorithm::RoundRobin);
 
     // A malformed line of the list.
     std::fs::write(

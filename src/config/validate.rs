@@ -15,6 +15,7 @@ use super::dispatcher_list;
 use super::error::{ConfigError, Ctx, Location, Origin, Val};
 use super::file::{BackendSetFile, FileConfig, RuleFile, Scalar};
 use super::schema::*;
+use crate::dispatch::Algorithm;
 use crate::sip::method::Method;
 use crate::sip::scan::is_token_str;
 use crate::sip::uri::{Scheme, Uri, UriError};
@@ -577,8 +578,8 @@ fn backend_sets(
                     Scalar::Str(a) => a.clone(),
                     Scalar::Int(n) => n.to_string(),
                 };
-                canonical_algorithm(&text)
-                    .map_err(|r| ctx.err(&v.origin, format!("{key}.algorithm"), r))?
+                text.parse::<Algorithm>()
+                    .map_err(|e| ctx.err(&v.origin, format!("{key}.algorithm"), e.to_string()))?
             }
             None => DEFAULT_ALGORITHM,
         };
@@ -746,7 +747,7 @@ fn backend_sets(
         }
         sets.push(BackendSetConfig {
             name,
-            algorithm: algorithm.to_string(),
+            algorithm,
             list_file,
             setid,
             destinations: dests.into_iter().map(|(d, _, _)| d).collect(),
