@@ -3,7 +3,7 @@
 //! this; tests call it too.
 
 use crate::config::{self, Config};
-use crate::dispatch::{self, BackendId, BackendSet, Destination, HealthTable, Rule, Rules};
+use crate::dispatch::{BackendId, BackendSet, Destination, HealthTable, Rules};
 use crate::proxy::{txn::TxnConfig, ProxyConfig, Routing};
 use crate::runtime::{DriverChoice, RuntimeConfig};
 use crate::sip::Limits;
@@ -39,31 +39,8 @@ pub fn routing_with(
         }
         sets.push(BackendSet::new(s.name.clone(), s.algorithm, dests).map_err(|e| e.to_string())?);
     }
-    let rules: Vec<Rule<String>> = cfg
-        .routing
-        .rules
-        .iter()
-        .map(|r| Rule {
-            name: None,
-            methods: r.methods.clone(),
-            ruri_user_prefix: r.ruri_user_prefix.clone(),
-            ruri_domain: r.ruri_domain.as_ref().map(|d| d.to_string()),
-            source: r.source.clone(),
-            header: r.header.as_ref().map(|h| dispatch::rules::HeaderMatch {
-                name: h.name.clone(),
-                value: match &h.value {
-                    config::HeaderValueMatch::Equals(v) => Some(v.clone()),
-                    _ => None,
-                },
-                prefix: match &h.value {
-                    config::HeaderValueMatch::Prefix(p) => Some(p.clone()),
-                    _ => None,
-                },
-            }),
-            set: r.set.clone(),
-        })
-        .collect();
-    let rules = Rules::from_named(rules, &cfg.routing.default, &sets).map_err(|e| e.to_string())?;
+    let rules = Rules::from_named(cfg.routing.rules.clone(), &cfg.routing.default, &sets)
+        .map_err(|e| e.to_string())?;
     Ok(Routing::new(sets, rules))
 }
 

@@ -1,9 +1,10 @@
 //! The validated configuration: the typed structs the rest of sipfront
 //! reads, their defaults, and the parsers for the values that are written
-//! as strings (listen addresses, `host[:port]`, domain patterns). An
-//! algorithm is parsed by `dispatch`'s [`Algorithm`], which owns its names
-//! and Kamailio numbers. A [`Config`] only exists after validation, so
-//! every value here is known to be usable; `docs/configuration.md` documents each key.
+//! as strings (listen addresses, `host[:port]`, log levels). A value whose
+//! type belongs to the code that uses it is parsed into that type
+//! ([`Algorithm`], the routing [`Rule`]s and their `DomainPattern`, from
+//! `dispatch`). A [`Config`] only exists after validation, so every value
+//! here is known to be usable; `docs/configuration.md` documents each key.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,9 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use ipnet::IpNet;
-
-use crate::dispatch::Algorithm;
+use crate::dispatch::{Algorithm, Rule};
 use crate::sip::host::{parse_host_port, Host};
 
 // ---- defaults (documented once, in docs/configuration.md) ----
@@ -809,152 +808,9 @@ impl Default for DrainConfig {
 pub struct RoutingConfig {
     /// The backend set used when no rule matches; exists.
     pub default: String,
-    /// Ordered; the first rule whose matchers all match wins.
-    pub rules: Vec<RuleConfig>,
-}
-
-/// One `[[routing.rule]]`. Every matcher given must match; a rule with
-/// none matches every request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleConfig {
-    /// The backend set to use; exists.
-    pub set: String,
-    /// Method tokens, compared case-sensitively (RFC 3261 §7.1); empty = any.
-    pub methods: Vec<String>,
-    /// The R-URI user part starts with this (compared on the raw user).
-    pub ruri_user_prefix: Option<String>,
-    /// The R-URI host matches this pattern.
-    pub ruri_domain: Option<DomainPattern>,
-    /// The packet's source IP is in one of these networks; empty = any.
-    pub source: Vec<IpNet>,
-    pub header: Option<HeaderMatch>,
-}
-
-impl RuleConfig {
-    /// `methods INVITE,BYE ruri_user_prefix "+44" ...`, or `any request`.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.methods.is_empty() {
-            parts.push(format!("methods {}", self.methods.join(",")));
-        }
-        if let Some(p) = &self.ruri_user_prefix {
-            parts.push(format!("ruri_user_prefix {p:?}"));
-        }
-        if let Some(d) = &self.ruri_domain {
-            parts.push(format!("ruri_domain {:?}", d.to_string()));
-        }
-        if !self.source.is_empty() {
-            let s: Vec<String> = self.source.iter().map(IpNet::to_string).collect();
-            parts.push(format!("source {}", s.join(",")));
-        }
-        if let Some(h) = &self.header {
-            parts.push(match &h.value {
-                HeaderValueMatch::Present => format!("header {} present", h.name),
-                HeaderValueMatch::Equals(v) => format!("header {} = {v:?}", h.name),
-                HeaderValueMatch::Prefix(v) => format!("header {} starts with {v:?}", h.name),
-            });
-        }
-        if parts.is_empty() {
-            "any request".into()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
-
-/// `ruri_domain`: `example.com` (exact), `*.example.com` (any subdomain,
-/// not `example.com` itself) or `*` (any). Case-insensitive.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DomainPattern {
-    Any,
-    /// Lowercased.
-    Exact(String),
-    /// Lowercased, with the leading dot: `.example.com`.
-    Suffix(String),
-}
-
-impl DomainPattern {
-    /// Whether `host` (as written in the R-URI; a trailing dot and IPv6
-    /// brackets are ignored) matches.
-    pub fn matches(&self, host: &str) -> bool {
-        let h = host.strip_suffix('.').unwrap_or(host);
-        let h = h
-            .strip_prefix('[')
-            .and_then(|x| x.strip_suffix(']'))
-            .unwrap_or(h);
-        match self {
-            DomainPattern::Any => true,
-            DomainPattern::Exact(d) => h.eq_ignore_ascii_case(d),
-            DomainPattern::Suffix(s) => {
-                h.len() > s.len()
-                    && h.is_char_boundary(h.len() - s.len())
-                    && h[h.len() - s.len()..].eq_ignore_ascii_case(s)
-            }
-        }
-    }
-}
-
-impl FromStr for DomainPattern {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if t == "*" {
-            return Ok(DomainPattern::Any);
-        }
-        let (wild, name) = match t.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, t),
-        };
-        let name = name.strip_suffix('.').unwrap_or(name);
-        let ok_name = crate::sip::host::parse_host(name.as_bytes()).is_some()
-            || name
-                .strip_prefix('[')
-                .and_then(|x| x.strip_suffix(']'))
-                .is_some_and(|x| x.parse::<std::net::Ipv6Addr>().is_ok());
-        if name.is_empty() || name.contains('*') || !ok_name {
-            return Err(format!(
-                "{s:?}: expected a domain (example.com), *.example.com or *"
-            ));
-        }
-        let name = name.to_ascii_lowercase();
-        Ok(if wild {
-            DomainPattern::Suffix(format!(".{name}"))
-        } else {
-            DomainPattern::Exact(
-                name.strip_prefix('[')
-                    .and_then(|x| x.strip_suffix(']'))
-                    .map_or(name.clone(), str::to_string),
-            )
-        })
-    }
-}
-
-impl fmt::Display for DomainPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DomainPattern::Any => f.write_str("*"),
-            DomainPattern::Exact(d) => f.write_str(d),
-            DomainPattern::Suffix(s) => write!(f, "*{s}"),
-        }
-    }
-}
-
-/// `header = { name = "X-Tenant", value = "acme" }` (or `prefix = ...`,
-/// or only `name`: the header is present).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderMatch {
-    /// A token; compared case-insensitively (RFC 3261 §7.3.5).
-    pub name: String,
-    pub value: HeaderValueMatch,
-}
-
-/// How a header's value is matched: the first header of that name, its
-/// value with surrounding whitespace trimmed, compared byte for byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeaderValueMatch {
-    Present,
-    Equals(String),
-    Prefix(String),
+    /// Ordered; the first rule whose matchers all match wins. Each names
+    /// an existing set; `Rules::from_named` compiles them.
+    pub rules: Vec<Rule<String>>,
 }
 
 // ---- [[backend_set]] ----
@@ -1047,23 +903,6 @@ mod tests {
             .contains("brackets"));
         assert!("1.2.3.4:70000".parse::<Advertise>().is_err());
         assert!("".parse::<Advertise>().is_err());
-    }
-
-    #[test]
-    fn domain_patterns() {
-        let p: DomainPattern = "*.Example.com".parse().unwrap();
-        assert!(p.matches("a.example.com"));
-        assert!(p.matches("b.a.EXAMPLE.com."));
-        assert!(!p.matches("example.com"));
-        assert!(!p.matches("badexample.com"));
-        let p: DomainPattern = "example.com".parse().unwrap();
-        assert!(p.matches("EXAMPLE.com"));
-        assert!(!p.matches("a.example.com"));
-        assert!("*".parse::<DomainPattern>().unwrap().matches("x"));
-        assert!("a.*.com".parse::<DomainPattern>().is_err());
-        assert!("exa mple.com".parse::<DomainPattern>().is_err());
-        let p: DomainPattern = "10.0.0.1".parse().unwrap();
-        assert!(p.matches("10.0.0.1"));
     }
 
     #[test]

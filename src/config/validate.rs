@@ -15,7 +15,7 @@ use super::dispatcher_list;
 use super::error::{ConfigError, Ctx, Location, Origin, Val};
 use super::file::{BackendSetFile, FileConfig, RuleFile, Scalar};
 use super::schema::*;
-use crate::dispatch::Algorithm;
+use crate::dispatch::{Algorithm, DomainPattern, HeaderMatch, HeaderValueMatch, Rule};
 use crate::sip::method::Method;
 use crate::sip::scan::is_token_str;
 use crate::sip::uri::{Scheme, Uri, UriError};
@@ -905,7 +905,7 @@ fn rule(
     ctx: Ctx<'_>,
     exists: &dyn Fn(&str) -> bool,
     names: &dyn Fn() -> String,
-) -> Res<RuleConfig> {
+) -> Res<Rule<String>> {
     if !exists(&r.set.value) {
         return Err(ctx.err(
             &r.set.origin,
@@ -958,12 +958,9 @@ fn rule(
         None => None,
     };
     let ruri_domain = match &r.ruri_domain {
-        Some(v) => Some(parse_val(
-            ctx,
-            v,
-            &format!("{key}.ruri_domain"),
-            str::parse,
-        )?),
+        Some(v) => Some(parse_val(ctx, v, &format!("{key}.ruri_domain"), |d| {
+            d.parse::<DomainPattern>().map_err(|e| e.to_string())
+        })?),
         None => None,
     };
     let mut source = Vec::new();
@@ -1015,7 +1012,8 @@ fn rule(
         }
         None => None,
     };
-    Ok(RuleConfig {
+    Ok(Rule {
+        name: None,
         set: r.set.value.clone(),
         methods,
         ruri_user_prefix,
