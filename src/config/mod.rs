@@ -36,7 +36,7 @@ pub use error::{ConfigError, Location};
 pub use schema::{
     AdminConfig, Advertise, BackendSetConfig, Config, DestinationConfig, DrainConfig, IoDriver,
     Listen, LogConfig, LogFormat, ProbeConfig, ProxyConfig, ProxyMode, ReplyCode, RoutingConfig,
-    ServerConfig, TransactionConfig, Transport, Workers,
+    ServerConfig, TransactionConfig, Workers,
 };
 
 use env::Overrides;

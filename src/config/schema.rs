@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use crate::dispatch::{Algorithm, Rule};
 use crate::sip::host::{parse_host_port, Host};
+use crate::sip::Transport;
 
 // ---- defaults (documented once, in docs/configuration.md) ----
 
@@ -30,8 +31,9 @@ pub const DEFAULT_ALGORITHM: Algorithm = Algorithm::CallId;
 pub const DEFAULT_SETID: u32 = 1;
 pub const DEFAULT_WEIGHT: u32 = 1;
 pub const DEFAULT_PRIORITY: i32 = 0;
-/// Port of a destination URI without one (RFC 3261 §19.1.2).
-pub const DEFAULT_SIP_PORT: u16 = 5060;
+/// Port of a listen address or destination URI without one: UDP's
+/// (RFC 3261 §19.1.2).
+pub const DEFAULT_SIP_PORT: u16 = Transport::Udp.default_port();
 
 // ---- bounds ----
 
@@ -338,26 +340,12 @@ impl fmt::Display for IoDriver {
     }
 }
 
-/// Transports sipfront listens on. UDP only for now; the others are
-/// rejected with a clear message rather than silently ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::Udp => "udp",
-        })
-    }
-}
-
 /// A listen socket: `udp:IP:PORT` (Kamailio's `listen=` syntax; IPv6 as
 /// `udp:[::1]:5060`). The transport prefix may be omitted (UDP) and the
 /// port too (5060).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Listen {
+    /// UDP: the other transports are rejected until sipfront speaks them.
     pub transport: Transport,
     pub addr: SocketAddr,
 }
@@ -369,20 +357,21 @@ impl FromStr for Listen {
         if t.is_empty() {
             return Err("empty listen address; expected udp:IP:PORT".into());
         }
-        let lower = t.to_ascii_lowercase();
-        let rest = if lower.starts_with("udp:") {
-            &t[4..]
-        } else {
-            for other in ["tcp:", "tls:", "sctp:", "ws:", "wss:"] {
-                if lower.starts_with(other) {
-                    return Err(format!(
-                        "{s:?}: transport {} is not supported yet (only udp)",
-                        &other[..other.len() - 1]
-                    ));
-                }
-            }
-            t
+        // `udp:...`: a transport name before the first colon. An address
+        // (`10.0.0.1:5060`, `[::1]:5060`, `::1`) has none.
+        let (transport, rest) = match t.split_once(':') {
+            Some((name, rest)) => match Transport::from_bytes(name.as_bytes()) {
+                Transport::Other => (Transport::Udp, t),
+                named => (named, rest),
+            },
+            None => (Transport::Udp, t),
         };
+        if transport != Transport::Udp {
+            return Err(format!(
+                "{s:?}: transport {} is not supported yet (only udp)",
+                transport.as_lowercase_str()
+            ));
+        }
         if rest.parse::<std::net::Ipv6Addr>().is_ok() {
             // `::1:5060` is a valid IPv6 address: require brackets so a
             // port is never read as part of the address.
@@ -408,10 +397,7 @@ impl FromStr for Listen {
                 "{s:?}: port 0 is not allowed; give the port to listen on"
             ));
         }
-        Ok(Listen {
-            transport: Transport::Udp,
-            addr,
-        })
+        Ok(Listen { transport, addr })
     }
 }
 
@@ -445,7 +431,7 @@ fn listen_reason(s: &str, rest: &str) -> String {
 
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.transport, self.addr)
+        write!(f, "{}:{}", self.transport.as_lowercase_str(), self.addr)
     }
 }
 
@@ -856,6 +842,7 @@ mod tests {
         let l: Listen = "udp:0.0.0.0:5060".parse().unwrap();
         assert_eq!(l.addr, "0.0.0.0:5060".parse().unwrap());
         assert_eq!(l.to_string(), "udp:0.0.0.0:5060");
+        assert_eq!(l.transport, Transport::Udp);
         let l: Listen = "udp:[::1]:5062".parse().unwrap();
         assert_eq!(l.addr, "[::1]:5062".parse().unwrap());
         assert_eq!(l.to_string(), "udp:[::1]:5062");
@@ -871,6 +858,10 @@ mod tests {
     fn listen_errors() {
         let e = |s: &str| s.parse::<Listen>().unwrap_err();
         assert!(e("tcp:1.2.3.4:5060").contains("transport tcp is not supported"));
+        assert!(e("TLS:1.2.3.4:5061").contains("transport tls is not supported"));
+        assert!(e("wss:[::1]:443").contains("transport wss is not supported"));
+        assert!(e("sctp:1.2.3.4").contains("transport sctp is not supported"));
+        assert!(e("dccp:1.2.3.4").contains("IP address"));
         assert!(e("udp:1.2.3.4:99999").contains("port out of range"));
         assert!(e("udp:1.2.3.4:x").contains("bad port"));
         assert!(e("udp:1.2.3.4:0").contains("port 0"));

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::error::SourceFile;
 use super::*;
 use crate::dispatch::{Algorithm, DomainPattern, HeaderMatch, HeaderValueMatch};
+use crate::sip::Transport;
 
 /// A resolver that knows a few names and nothing else.
 fn resolver(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {

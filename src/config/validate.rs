@@ -19,6 +19,7 @@ use crate::dispatch::{Algorithm, DomainPattern, HeaderMatch, HeaderValueMatch, R
 use crate::sip::method::Method;
 use crate::sip::scan::is_token_str;
 use crate::sip::uri::{Scheme, Uri, UriError};
+use crate::sip::Transport;
 
 /// Resolves `host` (a name) and port to addresses.
 pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
@@ -804,7 +805,7 @@ pub(crate) fn destination_addr(
         _ => return Err(format!("{uri:?}: expected a sip URI, sip:host[:port]")),
     }
     if let Some(tr) = u.transport() {
-        if !tr.eq_ignore_ascii_case(b"udp") {
+        if Transport::from_bytes(tr) != Transport::Udp {
             return Err(format!(
                 "{uri:?}: transport={} is not supported yet (only udp)",
                 String::from_utf8_lossy(tr)

@@ -36,4 +36,4 @@ pub use rules::{
     BadDomainPattern, DomainPattern, HeaderMatch, HeaderValueMatch, Rule, RuleError, Rules,
 };
 pub use select::{SelectInput, Selector};
-pub use set::{BackendId, BackendSet, Destination, SetError, Transport};
+pub use set::{BackendId, BackendSet, Destination, SetError};
