@@ -62,19 +62,24 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
             max_headers: cfg.proxy.max_headers,
             ..Limits::default()
         },
-        transactions: (cfg.proxy.mode == config::ProxyMode::Stateful).then(|| {
-            let t = &cfg.transaction;
-            TxnConfig {
-                t1_ms: t.t1_ms,
-                t2_ms: t.t2_ms,
-                t4_ms: t.t4_ms,
-                fr_ms: t.fr_timeout_ms,
-                fr_inv_ms: t.fr_inv_timeout_ms,
-                max_transactions: t.max_transactions,
-                max_tries: t.max_tries,
-                failover_codes: t.failover_codes.clone(),
-            }
-        }),
+        transactions: (cfg.proxy.mode == config::ProxyMode::Stateful)
+            .then(|| TxnConfig::from(&cfg.transaction)),
+    }
+}
+
+/// `[transaction]` as the transaction layer takes it.
+impl From<&config::TransactionConfig> for TxnConfig {
+    fn from(t: &config::TransactionConfig) -> TxnConfig {
+        TxnConfig {
+            t1_ms: t.t1_ms,
+            t2_ms: t.t2_ms,
+            t4_ms: t.t4_ms,
+            fr_ms: t.fr_timeout_ms,
+            fr_inv_ms: t.fr_inv_timeout_ms,
+            max_transactions: t.max_transactions,
+            max_tries: t.max_tries,
+            failover_codes: t.failover_codes.clone(),
+        }
     }
 }
 
@@ -95,5 +100,29 @@ pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
             .advertise
             .as_ref()
             .map(|a| (a.host.clone(), a.port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::*;
+
+    #[test]
+    fn transaction_defaults_are_the_documented_ones() {
+        let t = TxnConfig::default();
+        assert_eq!(
+            (t.t1_ms, t.t2_ms, t.t4_ms, t.fr_ms, t.fr_inv_ms),
+            (
+                DEFAULT_T1_MS,
+                DEFAULT_T2_MS,
+                DEFAULT_T4_MS,
+                DEFAULT_FR_TIMEOUT_MS,
+                DEFAULT_FR_INV_TIMEOUT_MS
+            )
+        );
+        assert_eq!(t.max_transactions, DEFAULT_MAX_TRANSACTIONS);
+        assert_eq!(t.max_tries, DEFAULT_MAX_TRIES);
+        assert_eq!(t.failover_codes, DEFAULT_FAILOVER_CODES);
     }
 }
