@@ -318,26 +318,42 @@ pub enum IoDriver {
     Portable,
 }
 
+impl IoDriver {
+    pub const ALL: [IoDriver; 3] = [IoDriver::Auto, IoDriver::Uring, IoDriver::Portable];
+
+    /// The config name (`--io-driver` offers these).
+    pub const fn name(self) -> &'static str {
+        match self {
+            IoDriver::Auto => "auto",
+            IoDriver::Uring => "uring",
+            IoDriver::Portable => "portable",
+        }
+    }
+}
+
 impl FromStr for IoDriver {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(IoDriver::Auto),
-            "uring" | "io_uring" | "io-uring" => Ok(IoDriver::Uring),
-            "portable" => Ok(IoDriver::Portable),
-            _ => Err(format!("{s:?}: expected one of auto, uring, portable")),
+        let t = s.trim().to_ascii_lowercase();
+        if matches!(t.as_str(), "io_uring" | "io-uring") {
+            return Ok(IoDriver::Uring);
         }
+        IoDriver::ALL
+            .into_iter()
+            .find(|d| d.name() == t)
+            .ok_or_else(|| format!("{s:?}: expected one of {}", names(&IoDriver::ALL, ", ")))
     }
 }
 
 impl fmt::Display for IoDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IoDriver::Auto => "auto",
-            IoDriver::Uring => "uring",
-            IoDriver::Portable => "portable",
-        })
+        f.write_str(self.name())
     }
+}
+
+/// `a, b, c` (or `a or b`): the names of `all`, for error messages.
+fn names<T: fmt::Display>(all: &[T], sep: &str) -> String {
+    all.iter().map(T::to_string).collect::<Vec<_>>().join(sep)
 }
 
 /// A listen socket: `udp:IP:PORT` (Kamailio's `listen=` syntax; IPv6 as
@@ -511,23 +527,35 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    pub const ALL: [LogFormat; 2] = [LogFormat::Human, LogFormat::Json];
+
+    /// The config name (`--log-format` offers these).
+    pub const fn name(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 impl FromStr for LogFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "human" | "text" => Ok(LogFormat::Human),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(format!("{s:?}: expected human or json")),
+        let t = s.trim().to_ascii_lowercase();
+        if t == "text" {
+            return Ok(LogFormat::Human);
         }
+        LogFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == t)
+            .ok_or_else(|| format!("{s:?}: expected {}", names(&LogFormat::ALL, " or ")))
     }
 }
 
 impl fmt::Display for LogFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LogFormat::Human => "human",
-            LogFormat::Json => "json",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -589,23 +617,32 @@ pub enum ProxyMode {
     Stateful,
 }
 
+impl ProxyMode {
+    pub const ALL: [ProxyMode; 2] = [ProxyMode::Stateless, ProxyMode::Stateful];
+
+    /// The config name (`--mode` offers these).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProxyMode::Stateless => "stateless",
+            ProxyMode::Stateful => "stateful",
+        }
+    }
+}
+
 impl FromStr for ProxyMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "stateless" => Ok(ProxyMode::Stateless),
-            "stateful" => Ok(ProxyMode::Stateful),
-            _ => Err(format!("{s:?}: expected stateless or stateful")),
-        }
+        let t = s.trim().to_ascii_lowercase();
+        ProxyMode::ALL
+            .into_iter()
+            .find(|m| m.name() == t)
+            .ok_or_else(|| format!("{s:?}: expected {}", names(&ProxyMode::ALL, " or ")))
     }
 }
 
 impl fmt::Display for ProxyMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProxyMode::Stateless => "stateless",
-            ProxyMode::Stateful => "stateful",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -869,6 +906,34 @@ mod tests {
         assert!(e("udp:::1").contains("brackets"));
         assert!(e("udp:example.com:5060").contains("IP address"));
         assert!(e("").contains("empty"));
+    }
+
+    #[test]
+    fn named_enums_parse_their_names_and_aliases() {
+        for d in IoDriver::ALL {
+            assert_eq!(d.name().parse::<IoDriver>(), Ok(d));
+        }
+        assert_eq!("IO_URING".parse::<IoDriver>(), Ok(IoDriver::Uring));
+        assert_eq!("io-uring".parse::<IoDriver>(), Ok(IoDriver::Uring));
+        assert_eq!(
+            "epoll".parse::<IoDriver>(),
+            Err("\"epoll\": expected one of auto, uring, portable".into())
+        );
+        for m in ProxyMode::ALL {
+            assert_eq!(m.name().parse::<ProxyMode>(), Ok(m));
+        }
+        assert_eq!(
+            "proxy".parse::<ProxyMode>(),
+            Err("\"proxy\": expected stateless or stateful".into())
+        );
+        for f in LogFormat::ALL {
+            assert_eq!(f.to_string().parse::<LogFormat>(), Ok(f));
+        }
+        assert_eq!(" Text".parse::<LogFormat>(), Ok(LogFormat::Human));
+        assert_eq!(
+            "xml".parse::<LogFormat>(),
+            Err("\"xml\": expected human or json".into())
+        );
     }
 
     #[test]
