@@ -58,7 +58,7 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
         limits: Limits {
             // Parse whatever UDP can carry, so an oversized request can
             // still be answered 513.
-            max_message_size: 65_535,
+            max_message_size: config::schema::MAX_MAX_MESSAGE_SIZE,
             max_headers: cfg.proxy.max_headers,
             ..Limits::default()
         },

@@ -23,7 +23,8 @@ pub const DEFAULT_EGRESS_PORT_BASE: u16 = 0;
 pub const DEFAULT_SOCKET_BUFFER: usize = 8 * 1024 * 1024;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_RECORD_ROUTE: bool = true;
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65535;
+/// What UDP can carry: the largest `max_message_size`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = MAX_MAX_MESSAGE_SIZE;
 pub const DEFAULT_MAX_HEADERS: usize = 128;
 pub const DEFAULT_MAX_FORWARDS: u8 = 70;
 pub const DEFAULT_SET: &str = "default";
@@ -514,7 +515,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: LogFormat::Human,
+            format: LogFormat::default(),
             level: DEFAULT_LOG_LEVEL.into(),
         }
     }
@@ -599,7 +600,7 @@ pub struct ProxyConfig {
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
-            mode: ProxyMode::Stateful,
+            mode: ProxyMode::default(),
             record_route: DEFAULT_RECORD_ROUTE,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
@@ -698,6 +699,8 @@ pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 500;
 pub const DEFAULT_PROBE_DOWN_THRESHOLD: u32 = 3;
 pub const DEFAULT_PROBE_UP_THRESHOLD: u32 = 2;
+pub const DEFAULT_PROBE_REPLY_CODES: [ReplyCode; 1] = [ReplyCode::Class(2)];
+pub const DEFAULT_PROBE_PORT: u16 = 0;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_DRAIN_GRACE_MS: u64 = 30_000;
 pub const DEFAULT_DRAIN_QUIET_MS: u64 = 2_000;
@@ -777,8 +780,8 @@ impl Default for ProbeConfig {
             timeout_ms: DEFAULT_PROBE_TIMEOUT_MS,
             down_threshold: DEFAULT_PROBE_DOWN_THRESHOLD,
             up_threshold: DEFAULT_PROBE_UP_THRESHOLD,
-            reply_codes: vec![ReplyCode::Class(2)],
-            port: 0,
+            reply_codes: DEFAULT_PROBE_REPLY_CODES.to_vec(),
+            port: DEFAULT_PROBE_PORT,
         }
     }
 }

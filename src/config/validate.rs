@@ -473,7 +473,7 @@ fn probe(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProbeConfig> {
             d.up_threshold.into(),
         )? as u32,
         reply_codes,
-        port: int(&p.port, "probe.port", 0, 65535, "a port", 0)? as u16,
+        port: int(&p.port, "probe.port", 0, 65535, "a port", d.port.into())? as u16,
     })
 }
 
