@@ -3,13 +3,10 @@
 //! this; tests call it too.
 
 use crate::config::{self, Config};
-use crate::dispatch::{
-    self, Algorithm, BackendId, BackendSet, Destination, HealthTable, Rule, Rules,
-};
+use crate::dispatch::{BackendId, BackendSet, Destination, HealthTable, Rules};
 use crate::proxy::{txn::TxnConfig, ProxyConfig, Routing};
 use crate::runtime::{DriverChoice, RuntimeConfig};
 use crate::sip::Limits;
-use std::str::FromStr;
 
 /// Builds the routing snapshot. Destination ids are unique across sets, so
 /// one health table covers them all; here they are numbered in order.
@@ -30,7 +27,6 @@ pub fn routing_with(
 ) -> Result<Routing, String> {
     let mut sets = Vec::with_capacity(cfg.backend_sets.len());
     for s in &cfg.backend_sets {
-        let alg = Algorithm::from_str(&s.algorithm).map_err(|e| e.to_string())?;
         let mut dests = Vec::with_capacity(s.destinations.len());
         for d in &s.destinations {
             let mut dest = Destination::new(id_of(&s.name, &d.uri), d.uri.clone(), d.addr)
@@ -41,33 +37,10 @@ pub fn routing_with(
             }
             dests.push(dest);
         }
-        sets.push(BackendSet::new(s.name.clone(), alg, dests).map_err(|e| e.to_string())?);
+        sets.push(BackendSet::new(s.name.clone(), s.algorithm, dests).map_err(|e| e.to_string())?);
     }
-    let rules: Vec<Rule<String>> = cfg
-        .routing
-        .rules
-        .iter()
-        .map(|r| Rule {
-            name: None,
-            methods: r.methods.clone(),
-            ruri_user_prefix: r.ruri_user_prefix.clone(),
-            ruri_domain: r.ruri_domain.as_ref().map(|d| d.to_string()),
-            source: r.source.clone(),
-            header: r.header.as_ref().map(|h| dispatch::rules::HeaderMatch {
-                name: h.name.clone(),
-                value: match &h.value {
-                    config::HeaderValueMatch::Equals(v) => Some(v.clone()),
-                    _ => None,
-                },
-                prefix: match &h.value {
-                    config::HeaderValueMatch::Prefix(p) => Some(p.clone()),
-                    _ => None,
-                },
-            }),
-            set: r.set.clone(),
-        })
-        .collect();
-    let rules = Rules::from_named(rules, &cfg.routing.default, &sets).map_err(|e| e.to_string())?;
+    let rules = Rules::from_named(cfg.routing.rules.clone(), &cfg.routing.default, &sets)
+        .map_err(|e| e.to_string())?;
     Ok(Routing::new(sets, rules))
 }
 
@@ -85,25 +58,30 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
         limits: Limits {
             // Parse whatever UDP can carry, so an oversized request can
             // still be answered 513.
-            max_message_size: 65_535,
+            max_message_size: config::schema::MAX_MAX_MESSAGE_SIZE,
             max_headers: cfg.proxy.max_headers,
             ..Limits::default()
         },
-        transactions: (cfg.proxy.mode == config::ProxyMode::Stateful).then(|| {
-            let t = &cfg.transaction;
-            TxnConfig {
-                t1_ms: t.t1_ms,
-                t2_ms: t.t2_ms,
-                t4_ms: t.t4_ms,
-                fr_ms: t.fr_timeout_ms,
-                fr_inv_ms: t.fr_inv_timeout_ms,
-                max_transactions: t.max_transactions,
-                max_tries: t.max_tries,
-                failover_codes: t.failover_codes.clone(),
-            }
-        }),
+        transactions: (cfg.proxy.mode == config::ProxyMode::Stateful)
+            .then(|| TxnConfig::from(&cfg.transaction)),
         // No feature parks messages yet (NAT and media will).
         ..ProxyConfig::default()
+    }
+}
+
+/// `[transaction]` as the transaction layer takes it.
+impl From<&config::TransactionConfig> for TxnConfig {
+    fn from(t: &config::TransactionConfig) -> TxnConfig {
+        TxnConfig {
+            t1_ms: t.t1_ms,
+            t2_ms: t.t2_ms,
+            t4_ms: t.t4_ms,
+            fr_ms: t.fr_timeout_ms,
+            fr_inv_ms: t.fr_inv_timeout_ms,
+            max_transactions: t.max_transactions,
+            max_tries: t.max_tries,
+            failover_codes: t.failover_codes.clone(),
+        }
     }
 }
 
@@ -124,5 +102,29 @@ pub fn runtime_config(cfg: &Config) -> RuntimeConfig {
             .advertise
             .as_ref()
             .map(|a| (a.host.clone(), a.port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::*;
+
+    #[test]
+    fn transaction_defaults_are_the_documented_ones() {
+        let t = TxnConfig::default();
+        assert_eq!(
+            (t.t1_ms, t.t2_ms, t.t4_ms, t.fr_ms, t.fr_inv_ms),
+            (
+                DEFAULT_T1_MS,
+                DEFAULT_T2_MS,
+                DEFAULT_T4_MS,
+                DEFAULT_FR_TIMEOUT_MS,
+                DEFAULT_FR_INV_TIMEOUT_MS
+            )
+        );
+        assert_eq!(t.max_transactions, DEFAULT_MAX_TRANSACTIONS);
+        assert_eq!(t.max_tries, DEFAULT_MAX_TRIES);
+        assert_eq!(t.failover_codes, DEFAULT_FAILOVER_CODES);
     }
 }

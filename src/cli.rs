@@ -5,12 +5,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use clap::builder::PossibleValuesParser;
 use clap::{ArgAction, Parser, Subcommand};
 
+use crate::config::env::{ENV_ADMIN_TOKEN, ENV_ADMIN_URL};
+use crate::config::schema::DEFAULT_ADMIN_LISTEN;
 pub use crate::config::CliOverrides;
-use crate::config::{load, Location};
+use crate::config::{load, IoDriver, Location, LogFormat, ProxyMode, ENV_VARS};
+use crate::dispatch::algorithm::SUPPORTED;
 
-const AFTER_HELP: &str = "\
+const QUICK_START: &str = "\
 Quick start, no config file (Kamailio's dispatcher with a 2-line list):
   sipfront --listen udp:127.0.0.1:5060 --backend sip:127.0.0.1:5070 --backend sip:127.0.0.1:5080
 
@@ -18,17 +22,37 @@ Check a config like `kamailio -c`, then run it:
   sipfront -c /etc/sipfront/sipfront.toml --check-config
   sipfront -c /etc/sipfront/sipfront.toml
 
-Precedence: built-in defaults < config file < SIPFRONT_* environment < flags.
-Environment: SIPFRONT_CONFIG, SIPFRONT_WORKERS, SIPFRONT_IO_DRIVER, SIPFRONT_LISTEN
-(comma-separated), SIPFRONT_ADVERTISE, SIPFRONT_BACKENDS (comma-separated sip URIs),
-SIPFRONT_ALGORITHM, SIPFRONT_MODE, SIPFRONT_RECORD_ROUTE, SIPFRONT_LOG_LEVEL,
-SIPFRONT_LOG_FORMAT, SIPFRONT_MAX_MESSAGE_SIZE.
+Precedence: built-in defaults < config file < SIPFRONT_* environment < flags.";
+
+const AFTER_ENVIRONMENT: &str = "\
 An existing Kamailio dispatcher.list can be used as is: list_file in a [[backend_set]].
-Admin: SIPFRONT_ADMIN_LISTEN, SIPFRONT_ADMIN_TOKEN, SIPFRONT_PROBE (on/off),
-SIPFRONT_PROBE_INTERVAL_MS, SIPFRONT_DRAIN_GRACE_MS. SIGHUP reloads the config;
-SIGTERM drains (503 to new calls) and exits within drain.grace_ms.
-`sipfront ctl --help` talks to the admin API.
+SIGHUP reloads the config; SIGTERM drains (503 to new calls) and exits within
+drain.grace_ms. `sipfront ctl --help` talks to the admin API.
 Reference: docs/configuration.md, docs/operations.md";
+
+/// The text after the flags: the quick start, then every variable of
+/// [`ENV_VARS`] (so the list cannot fall behind), wrapped at 80 columns.
+fn after_help() -> String {
+    let mut s = format!("{QUICK_START}\nEnvironment (formats in docs/configuration.md):\n");
+    let mut line = String::new();
+    for (i, var) in ENV_VARS.iter().enumerate() {
+        let end = if i + 1 < ENV_VARS.len() { ',' } else { '.' };
+        if !line.is_empty() && line.len() + 1 + var.len() + 1 > 80 {
+            s.push_str(&line);
+            s.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(var);
+        line.push(end);
+    }
+    s.push_str(&line);
+    s.push('\n');
+    s.push_str(AFTER_ENVIRONMENT);
+    s
+}
 
 /// sipfront: a thread-per-core SIP load balancer, in place of Kamailio's
 /// dispatcher module.
@@ -37,7 +61,7 @@ Reference: docs/configuration.md, docs/operations.md";
     name = "sipfront",
     version,
     about = "Thread-per-core SIP load balancer (Kamailio dispatcher replacement)",
-    after_help = AFTER_HELP
+    after_help = after_help()
 )]
 pub struct Cli {
     /// Config file (TOML), like `kamailio -f` (Kamailio's `-c` is
@@ -69,10 +93,15 @@ pub struct Cli {
     pub backends: Vec<String>,
 
     /// Selection algorithm of the default set, like ds_select_dst's alg:
-    /// call-id (0), from (1), to (2), ruri (3), round-robin (4),
-    /// random (6), priority (8), weighted (9 or 11), priority-weighted (15),
-    /// ruri-user, source-ip. Name or Kamailio number.
-    #[arg(long, value_name = "NAME")]
+    /// a name or Kamailio number (the list is dispatch::algorithm's).
+    #[arg(
+        long,
+        value_name = "NAME",
+        help = format!(
+            "Selection algorithm of the default set, like ds_select_dst's alg: \
+             a name or Kamailio number: {SUPPORTED}"
+        )
+    )]
     pub algorithm: Option<String>,
 
     /// Worker threads, one pinned per CPU core (where Kamailio forks
@@ -84,13 +113,21 @@ pub struct Cli {
     /// where io_uring is blocked), portable (epoll + recvmmsg/sendmmsg, runs
     /// under Docker's default seccomp profile), or auto (logs the io_uring
     /// probe and runs portable, measured cheaper per call).
-    #[arg(long, value_name = "DRIVER", value_parser = ["auto", "uring", "portable"])]
+    #[arg(
+        long,
+        value_name = "DRIVER",
+        value_parser = PossibleValuesParser::new(IoDriver::ALL.map(IoDriver::name))
+    )]
     pub io_driver: Option<String>,
 
-    /// stateless (like Kamailio's forward() with the dispatcher, no tm) or
-    /// stateful (like t_relay(): transactions, failover to the next
-    /// destination; not implemented yet: runs stateless with a warning).
-    #[arg(long, value_name = "MODE", value_parser = ["stateless", "stateful"])]
+    /// stateful (the default; like t_relay(): transactions, 100 Trying,
+    /// retransmissions, failover to the next destination) or stateless
+    /// (like Kamailio's forward() with the dispatcher, no tm).
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_parser = PossibleValuesParser::new(ProxyMode::ALL.map(ProxyMode::name))
+    )]
     pub mode: Option<String>,
 
     /// Address written in Via and Record-Route instead of the listen
@@ -100,7 +137,11 @@ pub struct Cli {
     pub advertise: Option<String>,
 
     /// Log output: human (text lines) or json (one object per line).
-    #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_parser = PossibleValuesParser::new(LogFormat::ALL.map(LogFormat::name))
+    )]
     pub log_format: Option<String>,
 
     /// More logging, like raising Kamailio's `debug=`: -v debug, -vv trace
@@ -131,15 +172,15 @@ pub struct CtlArgs {
     #[arg(
         long,
         value_name = "URL",
-        env = "SIPFRONT_ADMIN_URL",
-        default_value = "http://127.0.0.1:9090"
+        env = ENV_ADMIN_URL,
+        default_value_t = format!("http://{DEFAULT_ADMIN_LISTEN}")
     )]
     pub admin: String,
     /// Bearer token (admin.token).
     #[arg(
         long,
         value_name = "TOKEN",
-        env = "SIPFRONT_ADMIN_TOKEN",
+        env = ENV_ADMIN_TOKEN,
         hide_env_values = true
     )]
     pub token: Option<String>,
@@ -284,6 +325,34 @@ mod tests {
             "SIPFRONT_BACKENDS",
         ] {
             assert!(help.contains(s), "help lacks {s:?}");
+        }
+        // Lists kept elsewhere are printed from there.
+        let after = after_help();
+        for var in ENV_VARS {
+            assert!(after.contains(var), "help lacks {var}");
+        }
+        assert!(after.lines().all(|l| l.len() <= 100), "{after}");
+        assert!(help.contains(&SUPPORTED.to_string()), "{help}");
+        assert!(
+            help.contains("[possible values: auto, uring, portable]"),
+            "{help}"
+        );
+        assert!(
+            help.contains("[possible values: stateless, stateful]"),
+            "{help}"
+        );
+        assert!(!help.contains("not implemented"), "{help}");
+    }
+
+    #[test]
+    fn ctl_defaults_to_the_default_admin_address() {
+        let c = parse(&["sipfront", "ctl", "health"]);
+        let Some(Command::Ctl(a)) = c.command else {
+            panic!("no ctl")
+        };
+        if std::env::var_os(ENV_ADMIN_URL).is_none() {
+            assert_eq!(a.admin, format!("http://{DEFAULT_ADMIN_LISTEN}"));
+            assert_eq!(a.admin, "http://127.0.0.1:9090");
         }
     }
 

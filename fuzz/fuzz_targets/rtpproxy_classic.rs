@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sipfront_rtpproxy::classic::{self, Reply};
-use sipfront_rtpproxy::control::{Control, Transport};
+use sipfront_rtpproxy::control::{Channel, Control};
 use sipfront_rtpproxy::session::{Config, NoBind, SessionTable};
 
 fuzz_target!(|data: &[u8]| {
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, part) in data.split(|b| *b == b'|').take(16).enumerate() {
         let now = i as u64 * 7_000;
         let reply = c
-            .classic(part, Transport::Datagram(src), now, &mut NoBind, &mut actions)
+            .classic(part, Channel::Datagram(src), now, &mut NoBind, &mut actions)
             .expect("a datagram always gets a reply");
         if let Ok(req) = classic::parse_datagram(part) {
             let cookie = req.cookie.expect("datagram mode has a cookie");
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
             let again = req.command.to_bytes(Some(cookie));
             let _ = classic::parse_datagram(&again);
         }
-        let _ = c.classic(part, Transport::Stream, now, &mut NoBind, &mut actions);
+        let _ = c.classic(part, Channel::Stream, now, &mut NoBind, &mut actions);
         c.tick(now, &mut actions);
     }
     assert!(c.table.len() <= 8);

@@ -22,9 +22,10 @@ pub const CACHE_GENERATION_MS: u64 = 35_000;
 /// Most replies kept per generation (bounded state).
 pub const CACHE_MAX: usize = 65_536;
 
-/// Which side of the classic protocol a command came in on.
+/// The control channel a classic command came in on, which decides its
+/// framing and whether its reply is cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
+pub enum Channel {
     /// UDP: cookie first, replies cached by (source, cookie).
     Datagram(SocketAddr),
     /// Unix stream socket: no cookie, no cache.
@@ -129,15 +130,15 @@ impl Control {
     pub fn classic(
         &mut self,
         buf: &[u8],
-        transport: Transport,
+        channel: Channel,
         now: u64,
         binder: &mut dyn PortBinder,
         actions: &mut Vec<Action>,
     ) -> Option<Vec<u8>> {
         self.counters.classic_commands += 1;
-        let parsed = match transport {
-            Transport::Datagram(_) => classic::parse_datagram(buf),
-            Transport::Stream => classic::parse_stream(buf),
+        let parsed = match channel {
+            Channel::Datagram(_) => classic::parse_datagram(buf),
+            Channel::Stream => classic::parse_stream(buf),
         };
         let req = match parsed {
             Ok(r) => r,
@@ -146,7 +147,7 @@ impl Control {
                 return Some(CReply::Error(e.code).to_bytes(e.cookie));
             }
         };
-        if let (Transport::Datagram(src), Some(c)) = (transport, req.cookie) {
+        if let (Channel::Datagram(src), Some(c)) = (channel, req.cookie) {
             if let Some(r) = self.cache.get(src, c, now) {
                 self.counters.retransmissions += 1;
                 return Some(r.clone());
@@ -157,7 +158,7 @@ impl Control {
             self.counters.errors += 1;
         }
         let bytes = reply.to_bytes(req.cookie);
-        if let (Transport::Datagram(src), Some(c)) = (transport, req.cookie) {
+        if let (Channel::Datagram(src), Some(c)) = (channel, req.cookie) {
             self.cache.put(src, c, &bytes, now);
         }
         Some(bytes)
@@ -665,7 +666,7 @@ mod tests {
         let out = c
             .classic(
                 s.as_bytes(),
-                Transport::Datagram(SRC.parse().unwrap()),
+                Channel::Datagram(SRC.parse().unwrap()),
                 0,
                 &mut NoBind,
                 &mut vec![],
@@ -755,7 +756,7 @@ mod tests {
         );
         assert_eq!(classic(&mut c, "5 S a ft"), "5 E50\n");
         let out = c
-            .classic(b"V\n", Transport::Stream, 0, &mut NoBind, &mut vec![])
+            .classic(b"V\n", Channel::Stream, 0, &mut NoBind, &mut vec![])
             .unwrap();
         assert_eq!(out, b"20040107\n");
     }

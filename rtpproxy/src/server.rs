@@ -13,7 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::control::{Control, Transport};
+use crate::control::{Channel, Control};
 use crate::relay::{self, LegSockets, WorkerHandle, WorkerMsg};
 use crate::session::{Action, Config as TableConfig, LatchMode, PortBinder, SessionTable};
 use crate::stats::Totals;
@@ -315,7 +315,7 @@ fn serve(
                 let now = relay::now_ms();
                 let reply = match l {
                     Listener::Ng(_) => control.ng(data, src, now, binder, actions),
-                    _ => control.classic(data, Transport::Datagram(src), now, binder, actions),
+                    _ => control.classic(data, Channel::Datagram(src), now, binder, actions),
                 };
                 // The workers get their orders before the reply leaves, so
                 // media sent after the reply meets the new state.
@@ -352,7 +352,7 @@ fn serve(
                 }
                 let now = relay::now_ms();
                 let _ = conn.set_nonblocking(false);
-                let reply = control.classic(&buf[..len], Transport::Stream, now, binder, actions);
+                let reply = control.classic(&buf[..len], Channel::Stream, now, binder, actions);
                 dispatch(actions, binder, workers);
                 if let Some(r) = reply {
                     let _ = conn.write_all(&r);

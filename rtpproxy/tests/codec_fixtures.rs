@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sipfront_rtpproxy::bencode::{self, Value};
 use sipfront_rtpproxy::classic::{self, Command};
-use sipfront_rtpproxy::control::{Control, Transport};
+use sipfront_rtpproxy::control::{Channel, Control};
 use sipfront_rtpproxy::ng::{self, CommandKind, Ice};
 use sipfront_rtpproxy::session::{Config, NoBind, SessionTable};
 
@@ -64,13 +64,7 @@ const KNOWN_NG: &[&str] = &["ping.bin", "ngbasic-", "ngtrust-", "ngasym-", "ngso
 fn classic_reply(c: &mut Control, req: &[u8]) -> String {
     let src: SocketAddr = KAMAILIO.parse().unwrap();
     let out = c
-        .classic(
-            req,
-            Transport::Datagram(src),
-            0,
-            &mut NoBind,
-            &mut Vec::new(),
-        )
+        .classic(req, Channel::Datagram(src), 0, &mut NoBind, &mut Vec::new())
         .unwrap();
     String::from_utf8(out).unwrap()
 }

@@ -11,6 +11,7 @@
 //! | [`message`] | the index: start line, header lines, body; lazy typed accessors |
 //! | [`header`], [`method`] | header names (compact forms), methods, status codes |
 //! | [`via`], [`cseq`], [`nameaddr`], [`uri`], [`host`], [`params`] | typed views |
+//! | [`transport`] | the SIP [`Transport`] of a Via, a listen socket, a destination |
 //! | [`validate`] | RFC 3261 §16.3 checks before forwarding |
 //! | [`edit`], [`writer`] | edits and the proxy/reply helpers that record them |
 //! | [`framing`] | stream (TCP/TLS) message boundaries |
@@ -30,6 +31,7 @@ pub mod params;
 pub mod scan;
 pub mod sdp;
 pub mod span;
+pub mod transport;
 pub mod uri;
 pub mod validate;
 pub mod via;
@@ -44,6 +46,7 @@ pub use method::{Method, StatusCode};
 pub use nameaddr::{Contact, NameAddr};
 pub use params::{Param, Params};
 pub use span::Span;
+pub use transport::Transport;
 pub use uri::Uri;
 pub use validate::{validate_request, validate_response, Request, Response};
-pub use via::{Transport, Via};
+pub use via::Via;

@@ -3,59 +3,10 @@
 use super::host::{parse_host, parse_port, split_host_port, Host};
 use super::params::Params;
 use super::scan::{self, eq_ic, is_token_str};
+use super::transport::Transport;
 
 /// The RFC 3261 §8.1.1.7 magic cookie that starts a compliant branch.
 pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
-
-/// Transport of a Via (RFC 3261 §20.42 `transport`, RFC 7118 for WS).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-    Sctp,
-    Ws,
-    Wss,
-    /// An extension transport, kept as written in [`Via::transport_raw`].
-    Other,
-}
-
-impl Transport {
-    pub fn from_bytes(b: &[u8]) -> Transport {
-        if eq_ic(b, b"UDP") {
-            Transport::Udp
-        } else if eq_ic(b, b"TCP") {
-            Transport::Tcp
-        } else if eq_ic(b, b"TLS") {
-            Transport::Tls
-        } else if eq_ic(b, b"SCTP") {
-            Transport::Sctp
-        } else if eq_ic(b, b"WS") {
-            Transport::Ws
-        } else if eq_ic(b, b"WSS") {
-            Transport::Wss
-        } else {
-            Transport::Other
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-            Transport::Tls => "TLS",
-            Transport::Sctp => "SCTP",
-            Transport::Ws => "WS",
-            Transport::Wss => "WSS",
-            Transport::Other => "",
-        }
-    }
-
-    /// True for connection-oriented transports (RFC 3261 §18).
-    pub fn is_reliable(&self) -> bool {
-        !matches!(self, Transport::Udp)
-    }
-}
 
 /// One Via value, borrowed from the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,10 +132,7 @@ impl<'a> Via<'a> {
     /// The port a response goes to when no rport/received applies:
     /// the sent-by port or the transport default (RFC 3261 §18.2.2).
     pub fn port_or_default(&self) -> u16 {
-        self.port.unwrap_or(match self.transport {
-            Transport::Tls | Transport::Wss => 5061,
-            _ => 5060,
-        })
+        self.port.unwrap_or(self.transport.default_port())
     }
 }
 

@@ -28,8 +28,11 @@ pub const ENV_ADMIN_TOKEN: &str = "SIPFRONT_ADMIN_TOKEN";
 pub const ENV_PROBE: &str = "SIPFRONT_PROBE";
 pub const ENV_PROBE_INTERVAL_MS: &str = "SIPFRONT_PROBE_INTERVAL_MS";
 pub const ENV_DRAIN_GRACE_MS: &str = "SIPFRONT_DRAIN_GRACE_MS";
+/// Read by `sipfront ctl` only: the admin API's URL.
+pub const ENV_ADMIN_URL: &str = "SIPFRONT_ADMIN_URL";
 
-/// Every variable sipfront reads.
+/// Every variable the configuration reads (`sipfront ctl` also reads
+/// [`ENV_ADMIN_URL`] and [`ENV_ADMIN_TOKEN`]).
 pub const ENV_VARS: &[&str] = &[
     ENV_CONFIG,
     ENV_WORKERS,

@@ -34,10 +34,9 @@ use std::path::Path;
 pub use env::{process_env, CliOverrides, ENV_VARS};
 pub use error::{ConfigError, Location};
 pub use schema::{
-    AdminConfig, Advertise, BackendSetConfig, Config, DestinationConfig, DomainPattern,
-    DrainConfig, HeaderMatch, HeaderValueMatch, IoDriver, Listen, LogConfig, LogFormat,
-    ProbeConfig, ProxyConfig, ProxyMode, ReplyCode, RoutingConfig, RuleConfig, ServerConfig,
-    TransactionConfig, Transport, Workers, ALGORITHM_NAMES,
+    AdminConfig, Advertise, BackendSetConfig, Config, DestinationConfig, DrainConfig, IoDriver,
+    Listen, LogConfig, LogFormat, ProbeConfig, ProxyConfig, ProxyMode, ReplyCode, RoutingConfig,
+    ServerConfig, TransactionConfig, Workers,
 };
 
 use env::Overrides;

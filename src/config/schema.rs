@@ -1,7 +1,9 @@
 //! The validated configuration: the typed structs the rest of sipfront
 //! reads, their defaults, and the parsers for the values that are written
-//! as strings (listen addresses, `host[:port]`, algorithm names, domain
-//! patterns). A [`Config`] only exists after validation, so every value
+//! as strings (listen addresses, `host[:port]`, log levels). A value whose
+//! type belongs to the code that uses it is parsed into that type
+//! ([`Algorithm`], the routing [`Rule`]s and their `DomainPattern`, from
+//! `dispatch`). A [`Config`] only exists after validation, so every value
 //! here is known to be usable; `docs/configuration.md` documents each key.
 
 use std::collections::BTreeMap;
@@ -10,9 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use ipnet::IpNet;
-
+use crate::dispatch::{Algorithm, Rule};
 use crate::sip::host::{parse_host_port, Host};
+use crate::sip::Transport;
 
 // ---- defaults (documented once, in docs/configuration.md) ----
 
@@ -21,16 +23,18 @@ pub const DEFAULT_EGRESS_PORT_BASE: u16 = 0;
 pub const DEFAULT_SOCKET_BUFFER: usize = 8 * 1024 * 1024;
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 pub const DEFAULT_RECORD_ROUTE: bool = true;
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65535;
+/// What UDP can carry: the largest `max_message_size`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = MAX_MAX_MESSAGE_SIZE;
 pub const DEFAULT_MAX_HEADERS: usize = 128;
 pub const DEFAULT_MAX_FORWARDS: u8 = 70;
 pub const DEFAULT_SET: &str = "default";
-pub const DEFAULT_ALGORITHM: &str = "call-id";
+pub const DEFAULT_ALGORITHM: Algorithm = Algorithm::CallId;
 pub const DEFAULT_SETID: u32 = 1;
 pub const DEFAULT_WEIGHT: u32 = 1;
 pub const DEFAULT_PRIORITY: i32 = 0;
-/// Port of a destination URI without one (RFC 3261 §19.1.2).
-pub const DEFAULT_SIP_PORT: u16 = 5060;
+/// Port of a listen address or destination URI without one: UDP's
+/// (RFC 3261 §19.1.2).
+pub const DEFAULT_SIP_PORT: u16 = Transport::Udp.default_port();
 
 // ---- bounds ----
 
@@ -315,41 +319,42 @@ pub enum IoDriver {
     Portable,
 }
 
+impl IoDriver {
+    pub const ALL: [IoDriver; 3] = [IoDriver::Auto, IoDriver::Uring, IoDriver::Portable];
+
+    /// The config name (`--io-driver` offers these).
+    pub const fn name(self) -> &'static str {
+        match self {
+            IoDriver::Auto => "auto",
+            IoDriver::Uring => "uring",
+            IoDriver::Portable => "portable",
+        }
+    }
+}
+
 impl FromStr for IoDriver {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(IoDriver::Auto),
-            "uring" | "io_uring" | "io-uring" => Ok(IoDriver::Uring),
-            "portable" => Ok(IoDriver::Portable),
-            _ => Err(format!("{s:?}: expected one of auto, uring, portable")),
+        let t = s.trim().to_ascii_lowercase();
+        if matches!(t.as_str(), "io_uring" | "io-uring") {
+            return Ok(IoDriver::Uring);
         }
+        IoDriver::ALL
+            .into_iter()
+            .find(|d| d.name() == t)
+            .ok_or_else(|| format!("{s:?}: expected one of {}", names(&IoDriver::ALL, ", ")))
     }
 }
 
 impl fmt::Display for IoDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IoDriver::Auto => "auto",
-            IoDriver::Uring => "uring",
-            IoDriver::Portable => "portable",
-        })
+        f.write_str(self.name())
     }
 }
 
-/// Transports sipfront listens on. UDP only for now; the others are
-/// rejected with a clear message rather than silently ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Transport::Udp => "udp",
-        })
-    }
+/// `a, b, c` (or `a or b`): the names of `all`, for error messages.
+fn names<T: fmt::Display>(all: &[T], sep: &str) -> String {
+    all.iter().map(T::to_string).collect::<Vec<_>>().join(sep)
 }
 
 /// A listen socket: `udp:IP:PORT` (Kamailio's `listen=` syntax; IPv6 as
@@ -357,6 +362,7 @@ impl fmt::Display for Transport {
 /// port too (5060).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Listen {
+    /// UDP: the other transports are rejected until sipfront speaks them.
     pub transport: Transport,
     pub addr: SocketAddr,
 }
@@ -368,20 +374,21 @@ impl FromStr for Listen {
         if t.is_empty() {
             return Err("empty listen address; expected udp:IP:PORT".into());
         }
-        let lower = t.to_ascii_lowercase();
-        let rest = if lower.starts_with("udp:") {
-            &t[4..]
-        } else {
-            for other in ["tcp:", "tls:", "sctp:", "ws:", "wss:"] {
-                if lower.starts_with(other) {
-                    return Err(format!(
-                        "{s:?}: transport {} is not supported yet (only udp)",
-                        &other[..other.len() - 1]
-                    ));
-                }
-            }
-            t
+        // `udp:...`: a transport name before the first colon. An address
+        // (`10.0.0.1:5060`, `[::1]:5060`, `::1`) has none.
+        let (transport, rest) = match t.split_once(':') {
+            Some((name, rest)) => match Transport::from_bytes(name.as_bytes()) {
+                Transport::Other => (Transport::Udp, t),
+                named => (named, rest),
+            },
+            None => (Transport::Udp, t),
         };
+        if transport != Transport::Udp {
+            return Err(format!(
+                "{s:?}: transport {} is not supported yet (only udp)",
+                transport.as_lowercase_str()
+            ));
+        }
         if rest.parse::<std::net::Ipv6Addr>().is_ok() {
             // `::1:5060` is a valid IPv6 address: require brackets so a
             // port is never read as part of the address.
@@ -407,10 +414,7 @@ impl FromStr for Listen {
                 "{s:?}: port 0 is not allowed; give the port to listen on"
             ));
         }
-        Ok(Listen {
-            transport: Transport::Udp,
-            addr,
-        })
+        Ok(Listen { transport, addr })
     }
 }
 
@@ -444,7 +448,7 @@ fn listen_reason(s: &str, rest: &str) -> String {
 
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.transport, self.addr)
+        write!(f, "{}:{}", self.transport.as_lowercase_str(), self.addr)
     }
 }
 
@@ -511,7 +515,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            format: LogFormat::Human,
+            format: LogFormat::default(),
             level: DEFAULT_LOG_LEVEL.into(),
         }
     }
@@ -524,23 +528,35 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    pub const ALL: [LogFormat; 2] = [LogFormat::Human, LogFormat::Json];
+
+    /// The config name (`--log-format` offers these).
+    pub const fn name(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 impl FromStr for LogFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "human" | "text" => Ok(LogFormat::Human),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(format!("{s:?}: expected human or json")),
+        let t = s.trim().to_ascii_lowercase();
+        if t == "text" {
+            return Ok(LogFormat::Human);
         }
+        LogFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == t)
+            .ok_or_else(|| format!("{s:?}: expected {}", names(&LogFormat::ALL, " or ")))
     }
 }
 
 impl fmt::Display for LogFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LogFormat::Human => "human",
-            LogFormat::Json => "json",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -584,7 +600,7 @@ pub struct ProxyConfig {
 impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
-            mode: ProxyMode::Stateful,
+            mode: ProxyMode::default(),
             record_route: DEFAULT_RECORD_ROUTE,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
@@ -602,23 +618,32 @@ pub enum ProxyMode {
     Stateful,
 }
 
+impl ProxyMode {
+    pub const ALL: [ProxyMode; 2] = [ProxyMode::Stateless, ProxyMode::Stateful];
+
+    /// The config name (`--mode` offers these).
+    pub const fn name(self) -> &'static str {
+        match self {
+            ProxyMode::Stateless => "stateless",
+            ProxyMode::Stateful => "stateful",
+        }
+    }
+}
+
 impl FromStr for ProxyMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "stateless" => Ok(ProxyMode::Stateless),
-            "stateful" => Ok(ProxyMode::Stateful),
-            _ => Err(format!("{s:?}: expected stateless or stateful")),
-        }
+        let t = s.trim().to_ascii_lowercase();
+        ProxyMode::ALL
+            .into_iter()
+            .find(|m| m.name() == t)
+            .ok_or_else(|| format!("{s:?}: expected {}", names(&ProxyMode::ALL, " or ")))
     }
 }
 
 impl fmt::Display for ProxyMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProxyMode::Stateless => "stateless",
-            ProxyMode::Stateful => "stateful",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -674,6 +699,8 @@ pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 1000;
 pub const DEFAULT_PROBE_TIMEOUT_MS: u64 = 500;
 pub const DEFAULT_PROBE_DOWN_THRESHOLD: u32 = 3;
 pub const DEFAULT_PROBE_UP_THRESHOLD: u32 = 2;
+pub const DEFAULT_PROBE_REPLY_CODES: [ReplyCode; 1] = [ReplyCode::Class(2)];
+pub const DEFAULT_PROBE_PORT: u16 = 0;
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 pub const DEFAULT_DRAIN_GRACE_MS: u64 = 30_000;
 pub const DEFAULT_DRAIN_QUIET_MS: u64 = 2_000;
@@ -753,8 +780,8 @@ impl Default for ProbeConfig {
             timeout_ms: DEFAULT_PROBE_TIMEOUT_MS,
             down_threshold: DEFAULT_PROBE_DOWN_THRESHOLD,
             up_threshold: DEFAULT_PROBE_UP_THRESHOLD,
-            reply_codes: vec![ReplyCode::Class(2)],
-            port: 0,
+            reply_codes: DEFAULT_PROBE_REPLY_CODES.to_vec(),
+            port: DEFAULT_PROBE_PORT,
         }
     }
 }
@@ -807,152 +834,9 @@ impl Default for DrainConfig {
 pub struct RoutingConfig {
     /// The backend set used when no rule matches; exists.
     pub default: String,
-    /// Ordered; the first rule whose matchers all match wins.
-    pub rules: Vec<RuleConfig>,
-}
-
-/// One `[[routing.rule]]`. Every matcher given must match; a rule with
-/// none matches every request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleConfig {
-    /// The backend set to use; exists.
-    pub set: String,
-    /// Method tokens, compared case-sensitively (RFC 3261 §7.1); empty = any.
-    pub methods: Vec<String>,
-    /// The R-URI user part starts with this (compared on the raw user).
-    pub ruri_user_prefix: Option<String>,
-    /// The R-URI host matches this pattern.
-    pub ruri_domain: Option<DomainPattern>,
-    /// The packet's source IP is in one of these networks; empty = any.
-    pub source: Vec<IpNet>,
-    pub header: Option<HeaderMatch>,
-}
-
-impl RuleConfig {
-    /// `methods INVITE,BYE ruri_user_prefix "+44" ...`, or `any request`.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.methods.is_empty() {
-            parts.push(format!("methods {}", self.methods.join(",")));
-        }
-        if let Some(p) = &self.ruri_user_prefix {
-            parts.push(format!("ruri_user_prefix {p:?}"));
-        }
-        if let Some(d) = &self.ruri_domain {
-            parts.push(format!("ruri_domain {:?}", d.to_string()));
-        }
-        if !self.source.is_empty() {
-            let s: Vec<String> = self.source.iter().map(IpNet::to_string).collect();
-            parts.push(format!("source {}", s.join(",")));
-        }
-        if let Some(h) = &self.header {
-            parts.push(match &h.value {
-                HeaderValueMatch::Present => format!("header {} present", h.name),
-                HeaderValueMatch::Equals(v) => format!("header {} = {v:?}", h.name),
-                HeaderValueMatch::Prefix(v) => format!("header {} starts with {v:?}", h.name),
-            });
-        }
-        if parts.is_empty() {
-            "any request".into()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
-
-/// `ruri_domain`: `example.com` (exact), `*.example.com` (any subdomain,
-/// not `example.com` itself) or `*` (any). Case-insensitive.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DomainPattern {
-    Any,
-    /// Lowercased.
-    Exact(String),
-    /// Lowercased, with the leading dot: `.example.com`.
-    Suffix(String),
-}
-
-impl DomainPattern {
-    /// Whether `host` (as written in the R-URI; a trailing dot and IPv6
-    /// brackets are ignored) matches.
-    pub fn matches(&self, host: &str) -> bool {
-        let h = host.strip_suffix('.').unwrap_or(host);
-        let h = h
-            .strip_prefix('[')
-            .and_then(|x| x.strip_suffix(']'))
-            .unwrap_or(h);
-        match self {
-            DomainPattern::Any => true,
-            DomainPattern::Exact(d) => h.eq_ignore_ascii_case(d),
-            DomainPattern::Suffix(s) => {
-                h.len() > s.len()
-                    && h.is_char_boundary(h.len() - s.len())
-                    && h[h.len() - s.len()..].eq_ignore_ascii_case(s)
-            }
-        }
-    }
-}
-
-impl FromStr for DomainPattern {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        if t == "*" {
-            return Ok(DomainPattern::Any);
-        }
-        let (wild, name) = match t.strip_prefix("*.") {
-            Some(rest) => (true, rest),
-            None => (false, t),
-        };
-        let name = name.strip_suffix('.').unwrap_or(name);
-        let ok_name = crate::sip::host::parse_host(name.as_bytes()).is_some()
-            || name
-                .strip_prefix('[')
-                .and_then(|x| x.strip_suffix(']'))
-                .is_some_and(|x| x.parse::<std::net::Ipv6Addr>().is_ok());
-        if name.is_empty() || name.contains('*') || !ok_name {
-            return Err(format!(
-                "{s:?}: expected a domain (example.com), *.example.com or *"
-            ));
-        }
-        let name = name.to_ascii_lowercase();
-        Ok(if wild {
-            DomainPattern::Suffix(format!(".{name}"))
-        } else {
-            DomainPattern::Exact(
-                name.strip_prefix('[')
-                    .and_then(|x| x.strip_suffix(']'))
-                    .map_or(name.clone(), str::to_string),
-            )
-        })
-    }
-}
-
-impl fmt::Display for DomainPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DomainPattern::Any => f.write_str("*"),
-            DomainPattern::Exact(d) => f.write_str(d),
-            DomainPattern::Suffix(s) => write!(f, "*{s}"),
-        }
-    }
-}
-
-/// `header = { name = "X-Tenant", value = "acme" }` (or `prefix = ...`,
-/// or only `name`: the header is present).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderMatch {
-    /// A token; compared case-insensitively (RFC 3261 §7.3.5).
-    pub name: String,
-    pub value: HeaderValueMatch,
-}
-
-/// How a header's value is matched: the first header of that name, its
-/// value with surrounding whitespace trimmed, compared byte for byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeaderValueMatch {
-    Present,
-    Equals(String),
-    Prefix(String),
+    /// Ordered; the first rule whose matchers all match wins. Each names
+    /// an existing set; `Rules::from_named` compiles them.
+    pub rules: Vec<Rule<String>>,
 }
 
 // ---- [[backend_set]] ----
@@ -961,9 +845,8 @@ pub enum HeaderValueMatch {
 pub struct BackendSetConfig {
     /// Unique; `[A-Za-z0-9_.-]+`.
     pub name: String,
-    /// The canonical kebab-case name of a selection algorithm (Kamailio
-    /// numbers are mapped to it): one of [`ALGORITHM_NAMES`].
-    pub algorithm: String,
+    /// Written as a name or a Kamailio number.
+    pub algorithm: Algorithm,
     /// The Kamailio dispatcher.list the destinations of `setid` came from,
     /// resolved against the config file's directory.
     pub list_file: Option<PathBuf>,
@@ -990,101 +873,6 @@ pub struct DestinationConfig {
     pub attrs: BTreeMap<String, String>,
 }
 
-/// The selection algorithms by canonical name, with their Kamailio
-/// `ds_select_dst` number where one exists.
-pub const ALGORITHMS: &[(&str, Option<u8>, &str)] = &[
-    ("call-id", Some(0), "hash over Call-ID"),
-    ("from", Some(1), "hash over the From URI"),
-    ("to", Some(2), "hash over the To URI"),
-    ("ruri", Some(3), "hash over the Request-URI"),
-    ("ruri-user", None, "hash over the Request-URI user"),
-    ("round-robin", Some(4), "next destination in turn"),
-    ("random", Some(6), "random destination"),
-    (
-        "priority",
-        Some(8),
-        "first destination by priority, next on failure",
-    ),
-    ("weighted", Some(9), "random, proportional to weight"),
-    ("source-ip", None, "hash over the source IP"),
-    (
-        "priority-weighted",
-        Some(15),
-        "by priority tier, weighted inside a tier",
-    ),
-];
-
-/// The canonical algorithm names, in [`ALGORITHMS`] order.
-pub const ALGORITHM_NAMES: &[&str] = &[
-    "call-id",
-    "from",
-    "to",
-    "ruri",
-    "ruri-user",
-    "round-robin",
-    "random",
-    "priority",
-    "weighted",
-    "source-ip",
-    "priority-weighted",
-];
-
-/// Maps an algorithm name (any case) or Kamailio number to its canonical
-/// name. Kamailio 11 (relative weights) maps to `weighted`, whose weights
-/// are relative shares.
-pub fn canonical_algorithm(s: &str) -> Result<&'static str, String> {
-    let t = s.trim();
-    if let Ok(n) = t.parse::<u32>() {
-        if let Some((name, _, _)) = ALGORITHMS
-            .iter()
-            .find(|(_, k, _)| k.map(u32::from) == Some(n))
-        {
-            return Ok(name);
-        }
-        // Kamailio 11 (relative weight, `rweight`) is what `weighted` does.
-        if n == 11 {
-            return Ok("weighted");
-        }
-        let what = match n {
-            5 => " (auth username hash)",
-            7 => " (hash over a pseudo-variable)",
-            10 => " (call load)",
-            12 => " (parallel forking)",
-            13 => " (latency)",
-            14 => " (round robin/serial)",
-            64 => " (overload control)",
-            _ => "",
-        };
-        return Err(format!(
-            "Kamailio algorithm {n}{what} is not supported; supported: {}",
-            algorithm_list()
-        ));
-    }
-    ALGORITHMS
-        .iter()
-        .find(|(name, _, _)| name.eq_ignore_ascii_case(t))
-        .map(|(name, _, _)| *name)
-        .ok_or_else(|| {
-            format!(
-                "unknown algorithm {s:?}; expected one of {}",
-                algorithm_list()
-            )
-        })
-}
-
-/// `call-id (0), from (1), ..., ruri-user, ...`.
-pub fn algorithm_list() -> String {
-    ALGORITHMS
-        .iter()
-        .map(|(name, n, _)| match n {
-            Some(9) => format!("{name} (9 or 11)"),
-            Some(n) => format!("{name} ({n})"),
-            None => (*name).to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1094,6 +882,7 @@ mod tests {
         let l: Listen = "udp:0.0.0.0:5060".parse().unwrap();
         assert_eq!(l.addr, "0.0.0.0:5060".parse().unwrap());
         assert_eq!(l.to_string(), "udp:0.0.0.0:5060");
+        assert_eq!(l.transport, Transport::Udp);
         let l: Listen = "udp:[::1]:5062".parse().unwrap();
         assert_eq!(l.addr, "[::1]:5062".parse().unwrap());
         assert_eq!(l.to_string(), "udp:[::1]:5062");
@@ -1109,6 +898,10 @@ mod tests {
     fn listen_errors() {
         let e = |s: &str| s.parse::<Listen>().unwrap_err();
         assert!(e("tcp:1.2.3.4:5060").contains("transport tcp is not supported"));
+        assert!(e("TLS:1.2.3.4:5061").contains("transport tls is not supported"));
+        assert!(e("wss:[::1]:443").contains("transport wss is not supported"));
+        assert!(e("sctp:1.2.3.4").contains("transport sctp is not supported"));
+        assert!(e("dccp:1.2.3.4").contains("IP address"));
         assert!(e("udp:1.2.3.4:99999").contains("port out of range"));
         assert!(e("udp:1.2.3.4:x").contains("bad port"));
         assert!(e("udp:1.2.3.4:0").contains("port 0"));
@@ -1116,6 +909,34 @@ mod tests {
         assert!(e("udp:::1").contains("brackets"));
         assert!(e("udp:example.com:5060").contains("IP address"));
         assert!(e("").contains("empty"));
+    }
+
+    #[test]
+    fn named_enums_parse_their_names_and_aliases() {
+        for d in IoDriver::ALL {
+            assert_eq!(d.name().parse::<IoDriver>(), Ok(d));
+        }
+        assert_eq!("IO_URING".parse::<IoDriver>(), Ok(IoDriver::Uring));
+        assert_eq!("io-uring".parse::<IoDriver>(), Ok(IoDriver::Uring));
+        assert_eq!(
+            "epoll".parse::<IoDriver>(),
+            Err("\"epoll\": expected one of auto, uring, portable".into())
+        );
+        for m in ProxyMode::ALL {
+            assert_eq!(m.name().parse::<ProxyMode>(), Ok(m));
+        }
+        assert_eq!(
+            "proxy".parse::<ProxyMode>(),
+            Err("\"proxy\": expected stateless or stateful".into())
+        );
+        for f in LogFormat::ALL {
+            assert_eq!(f.to_string().parse::<LogFormat>(), Ok(f));
+        }
+        assert_eq!(" Text".parse::<LogFormat>(), Ok(LogFormat::Human));
+        assert_eq!(
+            "xml".parse::<LogFormat>(),
+            Err("\"xml\": expected human or json".into())
+        );
     }
 
     #[test]
@@ -1141,42 +962,6 @@ mod tests {
             .contains("brackets"));
         assert!("1.2.3.4:70000".parse::<Advertise>().is_err());
         assert!("".parse::<Advertise>().is_err());
-    }
-
-    #[test]
-    fn algorithms() {
-        assert_eq!(canonical_algorithm("0").unwrap(), "call-id");
-        assert_eq!(canonical_algorithm("4").unwrap(), "round-robin");
-        assert_eq!(canonical_algorithm("9").unwrap(), "weighted");
-        assert_eq!(canonical_algorithm("11").unwrap(), "weighted");
-        assert!(algorithm_list().contains("weighted (9 or 11)"));
-        assert_eq!(canonical_algorithm("15").unwrap(), "priority-weighted");
-        assert_eq!(canonical_algorithm("Round-Robin").unwrap(), "round-robin");
-        assert_eq!(canonical_algorithm("source-ip").unwrap(), "source-ip");
-        assert!(canonical_algorithm("10").unwrap_err().contains("call load"));
-        assert!(canonical_algorithm("hash")
-            .unwrap_err()
-            .contains("unknown algorithm"));
-        for (i, (name, _, _)) in ALGORITHMS.iter().enumerate() {
-            assert_eq!(ALGORITHM_NAMES[i], *name);
-        }
-    }
-
-    #[test]
-    fn domain_patterns() {
-        let p: DomainPattern = "*.Example.com".parse().unwrap();
-        assert!(p.matches("a.example.com"));
-        assert!(p.matches("b.a.EXAMPLE.com."));
-        assert!(!p.matches("example.com"));
-        assert!(!p.matches("badexample.com"));
-        let p: DomainPattern = "example.com".parse().unwrap();
-        assert!(p.matches("EXAMPLE.com"));
-        assert!(!p.matches("a.example.com"));
-        assert!("*".parse::<DomainPattern>().unwrap().matches("x"));
-        assert!("a.*.com".parse::<DomainPattern>().is_err());
-        assert!("exa mple.com".parse::<DomainPattern>().is_err());
-        let p: DomainPattern = "10.0.0.1".parse().unwrap();
-        assert!(p.matches("10.0.0.1"));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::SourceFile;
 use super::*;
+use crate::dispatch::{Algorithm, DomainPattern, HeaderMatch, HeaderValueMatch};
+use crate::sip::Transport;
 
 /// A resolver that knows a few names and nothing else.
 fn resolver(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -90,7 +92,7 @@ fn defaults() {
     assert_eq!(cfg.routing.default, "default");
     assert!(cfg.routing.rules.is_empty());
     let set = &cfg.backend_sets[0];
-    assert_eq!(set.algorithm, "call-id");
+    assert_eq!(set.algorithm, Algorithm::CallId);
     assert_eq!(set.list_file, None);
     assert_eq!(set.setid, 1);
     let d = &set.destinations[0];
@@ -117,7 +119,10 @@ fn example_file_loads() {
     assert_eq!(r.set, "pstn");
     assert_eq!(r.methods, ["INVITE"]);
     assert_eq!(r.ruri_user_prefix.as_deref(), Some("+44"));
-    assert!(r.ruri_domain.as_ref().unwrap().matches("sip.example.com"));
+    assert_eq!(
+        r.ruri_domain,
+        Some(DomainPattern::Suffix(".example.com".into()))
+    );
     assert_eq!(r.source.len(), 2);
     assert_eq!(r.source[1].to_string(), "192.0.2.10/32");
     assert_eq!(
@@ -132,7 +137,7 @@ fn example_file_loads() {
         HeaderValueMatch::Prefix("pstn".into())
     );
     let pstn = cfg.backend_set("pstn").unwrap();
-    assert_eq!(pstn.algorithm, "priority-weighted");
+    assert_eq!(pstn.algorithm, Algorithm::PriorityWeighted);
     assert_eq!(pstn.destinations.len(), 3);
     assert_eq!(
         pstn.destinations[1].addr,
@@ -771,7 +776,7 @@ fn file_only() {
     );
     assert_eq!(cfg.log.level, "warn");
     assert_eq!(cfg.proxy.max_message_size, 4096);
-    assert_eq!(cfg.backend_sets[0].algorithm, "round-robin");
+    assert_eq!(cfg.backend_sets[0].algorithm, Algorithm::RoundRobin);
 }
 
 #[test]
@@ -808,7 +813,7 @@ fn environment_over_file() {
         "203.0.113.1:5060"
     );
     let set = &cfg.backend_sets[0];
-    assert_eq!(set.algorithm, "weighted");
+    assert_eq!(set.algorithm, Algorithm::Weighted);
     assert_eq!(
         set.destinations.iter().map(|d| d.addr).collect::<Vec<_>>(),
         [
@@ -845,7 +850,7 @@ fn flags_over_environment_over_file() {
     assert_eq!(cfg.server.listen[0].to_string(), "udp:10.0.0.3:5080"); // flag
     assert_eq!(cfg.server.listen.len(), 1);
     assert_eq!(cfg.backend_sets[0].destinations.len(), 2); // flag
-    assert_eq!(cfg.backend_sets[0].algorithm, "random"); // env
+    assert_eq!(cfg.backend_sets[0].algorithm, Algorithm::Random); // env
     assert_eq!(cfg.log.level, "trace"); // flag
     assert_eq!(cfg.proxy.mode, ProxyMode::Stateful); // env
     assert_eq!(cfg.server.io_driver, IoDriver::Uring); // file
@@ -956,12 +961,12 @@ fn backends_override_picks_the_default_set() {
     .unwrap();
     let gw = cfg.backend_set("gw").unwrap();
     assert_eq!(gw.destinations[0].uri, "sip:127.0.0.9");
-    assert_eq!(gw.algorithm, "round-robin");
+    assert_eq!(gw.algorithm, Algorithm::RoundRobin);
     assert_eq!(
         cfg.backend_set("pbx").unwrap().destinations[0].uri,
         "sip:127.0.0.1"
     );
-    assert_eq!(cfg.backend_set("pbx").unwrap().algorithm, "call-id");
+    assert_eq!(cfg.backend_set("pbx").unwrap().algorithm, Algorithm::CallId);
     // No routing.default and several sets: a set "default" is created.
     let no_default =
         "[[backend_set]]\nname = \"pbx\"\n[[backend_set.destination]]\nuri = \"sip:127.0.0.1\"\n\
@@ -1004,7 +1009,7 @@ fn list_file_import() {
     .unwrap();
     let cfg = load(Some(&cfg_path), &CliOverrides::default(), &|_| None).unwrap();
     let set = &cfg.backend_sets[0];
-    assert_eq!(set.algorithm, "weighted");
+    assert_eq!(set.algorithm, Algorithm::Weighted);
     assert_eq!(
         set.list_file.as_deref(),
         Some(dir.join("dispatcher.list").as_path())
@@ -1070,7 +1075,7 @@ fn list_file_import() {
     )
     .unwrap();
     let cfg = load(Some(&cfg_path), &CliOverrides::default(), &|_| None).unwrap();
-    assert_eq!(cfg.backend_sets[0].algorithm, "round-robin");
+    assert_eq!(cfg.backend_sets[0].algorithm, Algorithm::RoundRobin);
 
     // A malformed line of the list.
     std::fs::write(

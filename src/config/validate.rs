@@ -15,9 +15,11 @@ use super::dispatcher_list;
 use super::error::{ConfigError, Ctx, Location, Origin, Val};
 use super::file::{BackendSetFile, FileConfig, RuleFile, Scalar};
 use super::schema::*;
+use crate::dispatch::{Algorithm, DomainPattern, HeaderMatch, HeaderValueMatch, Rule};
 use crate::sip::method::Method;
 use crate::sip::scan::is_token_str;
 use crate::sip::uri::{Scheme, Uri, UriError};
+use crate::sip::Transport;
 
 /// Resolves `host` (a name) and port to addresses.
 pub type Resolver<'a> = &'a dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
@@ -471,7 +473,7 @@ fn probe(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProbeConfig> {
             d.up_threshold.into(),
         )? as u32,
         reply_codes,
-        port: int(&p.port, "probe.port", 0, 65535, "a port", 0)? as u16,
+        port: int(&p.port, "probe.port", 0, 65535, "a port", d.port.into())? as u16,
     })
 }
 
@@ -577,8 +579,8 @@ fn backend_sets(
                     Scalar::Str(a) => a.clone(),
                     Scalar::Int(n) => n.to_string(),
                 };
-                canonical_algorithm(&text)
-                    .map_err(|r| ctx.err(&v.origin, format!("{key}.algorithm"), r))?
+                text.parse::<Algorithm>()
+                    .map_err(|e| ctx.err(&v.origin, format!("{key}.algorithm"), e.to_string()))?
             }
             None => DEFAULT_ALGORITHM,
         };
@@ -746,7 +748,7 @@ fn backend_sets(
         }
         sets.push(BackendSetConfig {
             name,
-            algorithm: algorithm.to_string(),
+            algorithm,
             list_file,
             setid,
             destinations: dests.into_iter().map(|(d, _, _)| d).collect(),
@@ -803,7 +805,7 @@ pub(crate) fn destination_addr(
         _ => return Err(format!("{uri:?}: expected a sip URI, sip:host[:port]")),
     }
     if let Some(tr) = u.transport() {
-        if !tr.eq_ignore_ascii_case(b"udp") {
+        if Transport::from_bytes(tr) != Transport::Udp {
             return Err(format!(
                 "{uri:?}: transport={} is not supported yet (only udp)",
                 String::from_utf8_lossy(tr)
@@ -904,7 +906,7 @@ fn rule(
     ctx: Ctx<'_>,
     exists: &dyn Fn(&str) -> bool,
     names: &dyn Fn() -> String,
-) -> Res<RuleConfig> {
+) -> Res<Rule<String>> {
     if !exists(&r.set.value) {
         return Err(ctx.err(
             &r.set.origin,
@@ -957,12 +959,9 @@ fn rule(
         None => None,
     };
     let ruri_domain = match &r.ruri_domain {
-        Some(v) => Some(parse_val(
-            ctx,
-            v,
-            &format!("{key}.ruri_domain"),
-            str::parse,
-        )?),
+        Some(v) => Some(parse_val(ctx, v, &format!("{key}.ruri_domain"), |d| {
+            d.parse::<DomainPattern>().map_err(|e| e.to_string())
+        })?),
         None => None,
     };
     let mut source = Vec::new();
@@ -1014,7 +1013,8 @@ fn rule(
         }
         None => None,
     };
-    Ok(RuleConfig {
+    Ok(Rule {
+        name: None,
         set: r.set.value.clone(),
         methods,
         ruri_user_prefix,

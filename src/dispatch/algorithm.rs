@@ -6,6 +6,10 @@
 //! (`algorithm = "4"`); serde also accepts a bare integer (`algorithm = 4`).
 //! Kamailio numbers sipfront does not implement are an error that says so and
 //! lists the supported values.
+//!
+//! The names, the numbers and the list of supported values are written down
+//! here only: the config keeps an [`Algorithm`], and its error messages and
+//! `--help` print [`SUPPORTED`].
 
 use core::fmt;
 use core::str::FromStr;
@@ -83,43 +87,29 @@ impl Algorithm {
         }
     }
 
-    /// The Kamailio `ds_select_dst` algorithm number this corresponds to.
-    /// `ruri-user` is 3 with the module parameter `flags=1`; `source-ip` has
-    /// no Kamailio number.
-    pub const fn kamailio(self) -> Option<u32> {
-        match self {
-            Algorithm::CallId => Some(0),
-            Algorithm::From => Some(1),
-            Algorithm::To => Some(2),
-            Algorithm::Ruri | Algorithm::RuriUser => Some(3),
-            Algorithm::RoundRobin => Some(4),
-            Algorithm::Random => Some(6),
-            Algorithm::Priority => Some(8),
-            Algorithm::Weighted => Some(9),
-            Algorithm::SourceIp => None,
-            Algorithm::PriorityWeighted => Some(15),
-        }
+    /// The Kamailio `ds_select_dst` number that selects this algorithm
+    /// ([`KAMAILIO`]); `None` for `ruri-user` (Kamailio's 3 with the module
+    /// parameter `flags=1`) and `source-ip`.
+    pub fn kamailio(self) -> Option<u64> {
+        self.kamailio_numbers().next()
+    }
+
+    /// Every Kamailio number that selects this algorithm, in [`KAMAILIO`]
+    /// order (`weighted`: 9 and 11).
+    pub fn kamailio_numbers(self) -> impl Iterator<Item = u64> {
+        KAMAILIO
+            .into_iter()
+            .filter(move |&(_, a)| a == self)
+            .map(|(n, _)| n)
     }
 
     /// The algorithm for a Kamailio `ds_select_dst` number.
     pub fn from_kamailio(n: u64) -> Result<Algorithm, UnknownAlgorithm> {
-        Ok(match n {
-            0 => Algorithm::CallId,
-            1 => Algorithm::From,
-            2 => Algorithm::To,
-            3 => Algorithm::Ruri,
-            4 => Algorithm::RoundRobin,
-            6 => Algorithm::Random,
-            8 => Algorithm::Priority,
-            9 | 11 => Algorithm::Weighted,
-            15 => Algorithm::PriorityWeighted,
-            _ => {
-                return Err(UnknownAlgorithm {
-                    given: n.to_string(),
-                    kamailio: Some(kamailio_name(n)),
-                })
-            }
-        })
+        KAMAILIO
+            .into_iter()
+            .find(|&(k, _)| k == n)
+            .map(|(_, a)| a)
+            .ok_or(UnknownAlgorithm::Kamailio(n))
     }
 
     /// True for the algorithms that hash a request field (rendezvous
@@ -138,19 +128,35 @@ impl Algorithm {
     }
 }
 
-/// What Kamailio calls the algorithms sipfront does not implement.
-fn kamailio_name(n: u64) -> &'static str {
-    match n {
-        5 => "hash over the auth username",
-        7 => "hash over a pseudo-variable",
-        10 => "call load",
-        12 => "parallel forking",
-        13 => "latency-optimised round robin",
-        14 => "round robin / serial",
-        64 => "round robin with overload control",
-        _ => "no such Kamailio algorithm",
-    }
-}
+/// The Kamailio `ds_select_dst` numbers sipfront accepts and the algorithm
+/// each selects: the one table the parser, [`Algorithm::kamailio`] and the
+/// list of [`SUPPORTED`] values read. 11 (relative weights, `rweight`) is
+/// what `weighted` does with its weights; `ruri-user` and `source-ip` have
+/// no number of their own.
+pub const KAMAILIO: [(u64, Algorithm); 10] = [
+    (0, Algorithm::CallId),
+    (1, Algorithm::From),
+    (2, Algorithm::To),
+    (3, Algorithm::Ruri),
+    (4, Algorithm::RoundRobin),
+    (6, Algorithm::Random),
+    (8, Algorithm::Priority),
+    (9, Algorithm::Weighted),
+    (11, Algorithm::Weighted),
+    (15, Algorithm::PriorityWeighted),
+];
+
+/// The Kamailio numbers sipfront does not implement, with what Kamailio
+/// does for them (named in the error message).
+pub const KAMAILIO_UNSUPPORTED: [(u64, &str); 7] = [
+    (5, "auth username hash"),
+    (7, "hash over a pseudo-variable"),
+    (10, "call load"),
+    (12, "parallel forking"),
+    (13, "latency"),
+    (14, "round robin/serial"),
+    (64, "overload control"),
+];
 
 impl fmt::Display for Algorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -158,33 +164,56 @@ impl fmt::Display for Algorithm {
     }
 }
 
-/// An algorithm name or number that sipfront does not know or implement.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownAlgorithm {
-    /// What was given.
-    pub given: String,
-    /// For a number: what Kamailio calls it.
-    pub kamailio: Option<&'static str>,
+/// The supported values as error messages and `--help` list them, built
+/// from [`Algorithm::ALL`] and [`KAMAILIO`]: `call-id (0), from (1), ...,
+/// ruri-user, ..., weighted (9 or 11), source-ip, priority-weighted (15)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Supported;
+
+/// See [`Supported`].
+pub const SUPPORTED: Supported = Supported;
+
+impl fmt::Display for Supported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, a) in Algorithm::ALL.into_iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(a.name())?;
+            for (j, n) in a.kamailio_numbers().enumerate() {
+                f.write_str(if j == 0 { " (" } else { " or " })?;
+                write!(f, "{n}")?;
+            }
+            if a.kamailio().is_some() {
+                f.write_str(")")?;
+            }
+        }
+        Ok(())
+    }
 }
 
-/// The supported values, as the error messages list them.
-pub const SUPPORTED: &str = "call-id (0), from (1), to (2), ruri (3), ruri-user, \
-round-robin (4), random (6), priority (8), weighted (9 or 11), source-ip, \
-priority-weighted (15)";
+/// An algorithm name or number that sipfront does not know or implement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UnknownAlgorithm {
+    /// A Kamailio number that is not in [`KAMAILIO`].
+    Kamailio(u64),
+    /// Neither a number nor the name of an algorithm; as given.
+    Name(String),
+}
 
 impl fmt::Display for UnknownAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kamailio {
-            Some(what) => write!(
-                f,
-                "dispatch algorithm {} ({what}) is not supported; supported: {SUPPORTED}",
-                self.given
-            ),
-            None => write!(
-                f,
-                "unknown dispatch algorithm {:?}; supported: {SUPPORTED}",
-                self.given
-            ),
+        match self {
+            UnknownAlgorithm::Kamailio(n) => {
+                write!(f, "Kamailio algorithm {n}")?;
+                if let Some((_, what)) = KAMAILIO_UNSUPPORTED.iter().find(|(k, _)| k == n) {
+                    write!(f, " ({what})")?;
+                }
+                write!(f, " is not supported; supported: {SUPPORTED}")
+            }
+            UnknownAlgorithm::Name(s) => {
+                write!(f, "unknown algorithm {s:?}; expected one of {SUPPORTED}")
+            }
         }
     }
 }
@@ -197,22 +226,13 @@ impl FromStr for Algorithm {
     /// A name (ASCII case ignored) or a Kamailio number.
     fn from_str(s: &str) -> Result<Algorithm, UnknownAlgorithm> {
         let t = s.trim();
-        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-            return match t.parse::<u64>() {
-                Ok(n) => Algorithm::from_kamailio(n),
-                Err(_) => Err(UnknownAlgorithm {
-                    given: s.to_owned(),
-                    kamailio: Some(kamailio_name(u64::MAX)),
-                }),
-            };
+        if let Ok(n) = t.parse::<u64>() {
+            return Algorithm::from_kamailio(n);
         }
         Algorithm::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(t))
-            .ok_or_else(|| UnknownAlgorithm {
-                given: s.to_owned(),
-                kamailio: None,
-            })
+            .ok_or_else(|| UnknownAlgorithm::Name(s.to_owned()))
     }
 }
 
@@ -243,10 +263,7 @@ impl<'de> serde::Deserialize<'de> for Algorithm {
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Algorithm, E> {
                 match u64::try_from(v) {
                     Ok(n) => self.visit_u64(n),
-                    Err(_) => Err(E::custom(UnknownAlgorithm {
-                        given: v.to_string(),
-                        kamailio: Some(kamailio_name(u64::MAX)),
-                    })),
+                    Err(_) => Err(E::custom(UnknownAlgorithm::Name(v.to_string()))),
                 }
             }
         }
@@ -288,11 +305,27 @@ mod tests {
             assert_eq!(s.parse::<Algorithm>(), Ok(a), "{s}");
         }
         for a in Algorithm::ALL {
-            if let Some(n) = a.kamailio() {
-                if a != Algorithm::RuriUser {
-                    assert_eq!(Algorithm::from_kamailio(u64::from(n)), Ok(a));
-                }
+            for n in a.kamailio_numbers() {
+                assert_eq!(Algorithm::from_kamailio(n), Ok(a), "{n}");
             }
+        }
+        assert_eq!(Algorithm::Weighted.kamailio(), Some(9));
+        assert_eq!(Algorithm::RuriUser.kamailio(), None);
+        assert_eq!(Algorithm::SourceIp.kamailio(), None);
+    }
+
+    #[test]
+    fn supported_list_names_every_algorithm_with_its_numbers() {
+        assert_eq!(
+            SUPPORTED.to_string(),
+            "call-id (0), from (1), to (2), ruri (3), ruri-user, round-robin (4), \
+             random (6), priority (8), weighted (9 or 11), source-ip, priority-weighted (15)"
+        );
+        for (n, _) in KAMAILIO_UNSUPPORTED {
+            assert!(
+                KAMAILIO.iter().all(|&(k, _)| k != n),
+                "{n} is in both tables"
+            );
         }
     }
 
@@ -306,8 +339,18 @@ mod tests {
         }
         let e = "10".parse::<Algorithm>().unwrap_err().to_string();
         assert!(e.contains("call load"), "{e}");
-        let e = "hash".parse::<Algorithm>().unwrap_err().to_string();
-        assert!(e.starts_with("unknown dispatch algorithm \"hash\""), "{e}");
+        assert_eq!(
+            "10".parse::<Algorithm>().unwrap_err().to_string(),
+            format!("Kamailio algorithm 10 (call load) is not supported; supported: {SUPPORTED}")
+        );
+        assert_eq!(
+            "99".parse::<Algorithm>().unwrap_err().to_string(),
+            format!("Kamailio algorithm 99 is not supported; supported: {SUPPORTED}")
+        );
+        assert_eq!(
+            " hash".parse::<Algorithm>().unwrap_err().to_string(),
+            format!("unknown algorithm \" hash\"; expected one of {SUPPORTED}")
+        );
         assert!("".parse::<Algorithm>().is_err());
         assert!("99999999999999999999999".parse::<Algorithm>().is_err());
     }

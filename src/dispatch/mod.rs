@@ -32,6 +32,8 @@ pub mod set;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use hash::{hash_key, key_hash};
 pub use health::{AllActive, Health, HealthTable, InactiveSet, Passive};
-pub use rules::{HeaderMatch, Rule, RuleError, Rules};
+pub use rules::{
+    BadDomainPattern, DomainPattern, HeaderMatch, HeaderValueMatch, Rule, RuleError, Rules,
+};
 pub use select::{SelectInput, Selector};
-pub use set::{BackendId, BackendSet, Destination, SetError, Transport};
+pub use set::{BackendId, BackendSet, Destination, SetError};

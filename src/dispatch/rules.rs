@@ -26,125 +26,202 @@
 //! and reports mistakes (unknown sets, malformed matchers) precisely.
 
 use core::fmt;
+use core::str::FromStr;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
 use super::set::BackendSet;
-use crate::sip::host::{parse_ipv4, parse_ipv6};
+use crate::sip::host::{is_hostname, parse_ipv4, parse_ipv6, Host};
 use crate::sip::scan::is_token_str;
 use crate::sip::uri::unescape;
 use crate::sip::{Message, Uri};
 
-/// A header matcher.
+/// A header matcher: the first header line of `name` is present and its
+/// value matches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeaderMatch {
-    /// Header name, any case; compact forms (`f`, `i`, ...) work.
+    /// A token, any case (RFC 3261 §7.3.5); compact forms (`f`, `i`, ...)
+    /// work.
     pub name: String,
+    pub value: HeaderValueMatch,
+}
+
+/// How a header's value is matched: the value of the first header of that
+/// name, surrounding whitespace trimmed, compared byte for byte.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HeaderValueMatch {
+    /// Any value: the header is present.
+    #[default]
+    Present,
     /// The whole value equals this.
-    pub value: Option<String>,
+    Equals(String),
     /// The value starts with this.
-    pub prefix: Option<String>,
+    Prefix(String),
 }
 
 /// One routing rule. `S` is how it names its set: an index (`usize`, what
-/// [`Rules::new`] takes) or a name (`String`, for [`Rules::from_named`]).
+/// [`Rules::new`] takes) or a name (`String`, for [`Rules::from_named`] and
+/// the config).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rule<S = usize> {
     /// For error messages and metrics.
     pub name: Option<String>,
     pub methods: Vec<String>,
     pub ruri_user_prefix: Option<String>,
-    pub ruri_domain: Option<String>,
+    pub ruri_domain: Option<DomainPattern>,
     pub source: Vec<IpNet>,
     pub header: Option<HeaderMatch>,
     pub set: S,
 }
 
-/// A compiled `ruri_domain`.
+impl<S> Rule<S> {
+    /// The matchers in words, for `--check-config` and the startup log:
+    /// `methods INVITE,BYE, ruri_user_prefix "+44", ...`, or `any request`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.methods.is_empty() {
+            parts.push(format!("methods {}", self.methods.join(",")));
+        }
+        if let Some(p) = &self.ruri_user_prefix {
+            parts.push(format!("ruri_user_prefix {p:?}"));
+        }
+        if let Some(d) = &self.ruri_domain {
+            parts.push(format!("ruri_domain {:?}", d.to_string()));
+        }
+        if !self.source.is_empty() {
+            let s: Vec<String> = self.source.iter().map(IpNet::to_string).collect();
+            parts.push(format!("source {}", s.join(",")));
+        }
+        if let Some(h) = &self.header {
+            parts.push(match &h.value {
+                HeaderValueMatch::Present => format!("header {} present", h.name),
+                HeaderValueMatch::Equals(v) => format!("header {} = {v:?}", h.name),
+                HeaderValueMatch::Prefix(v) => format!("header {} starts with {v:?}", h.name),
+            });
+        }
+        if parts.is_empty() {
+            "any request".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// A `ruri_domain` pattern, parsed from its text with [`FromStr`]:
+/// `example.com` (that host name, ASCII case and a trailing dot ignored),
+/// `*.example.com` (any subdomain of example.com, not example.com itself),
+/// `*` (any host) or an IP address (`192.0.2.7`, `[2001:db8::1]` or
+/// `2001:db8::1`), which matches that address only: an address never equals
+/// a host name (RFC 3261 §19.1.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Domain {
+pub enum DomainPattern {
     Any,
     /// Lowercase, no trailing dot.
-    Exact(Box<[u8]>),
-    /// Lowercase `.example.com` for `*.example.com`.
-    Suffix(Box<[u8]>),
+    Exact(Box<str>),
+    /// Lowercase, with the leading dot: `.example.com`.
+    Suffix(Box<str>),
     Ip(IpAddr),
 }
 
-impl Domain {
-    /// Compiles a pattern; `None` when it is malformed.
-    fn compile(pattern: &str) -> Option<Domain> {
-        let p = pattern.trim();
-        if p == "*" {
-            return Some(Domain::Any);
+/// A `ruri_domain` that is none of the forms [`DomainPattern`] accepts; the
+/// text as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadDomainPattern(pub String);
+
+impl fmt::Display for BadDomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?}: expected a domain (example.com), *.example.com or *",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadDomainPattern {}
+
+impl DomainPattern {
+    /// Whether a URI's host matches.
+    pub fn matches(&self, host: &Host<'_>) -> bool {
+        // The host name without its trailing dot.
+        fn name(h: &[u8]) -> &[u8] {
+            h.strip_suffix(b".").unwrap_or(h)
         }
-        let inner = p.strip_prefix('[').and_then(|s| s.strip_suffix(']'));
+        match (self, host) {
+            (DomainPattern::Any, _) => true,
+            (DomainPattern::Ip(ip), h) => h.ip() == Some(*ip),
+            (DomainPattern::Exact(want), Host::Name(h)) => {
+                name(h).eq_ignore_ascii_case(want.as_bytes())
+            }
+            (DomainPattern::Suffix(suffix), Host::Name(h)) => {
+                let h = name(h);
+                h.len() > suffix.len()
+                    && h.get(h.len() - suffix.len()..)
+                        .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix.as_bytes()))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for DomainPattern {
+    type Err = BadDomainPattern;
+
+    fn from_str(s: &str) -> Result<DomainPattern, BadDomainPattern> {
+        let bad = || BadDomainPattern(s.to_owned());
+        let p = s.trim();
+        if p == "*" {
+            return Ok(DomainPattern::Any);
+        }
+        let inner = p.strip_prefix('[').and_then(|x| x.strip_suffix(']'));
         if let Some(a) = parse_ipv6(inner.unwrap_or(p).as_bytes()) {
-            return Some(Domain::Ip(IpAddr::V6(a)));
+            return Ok(DomainPattern::Ip(IpAddr::V6(a)));
         }
         if inner.is_some() {
-            return None;
+            return Err(bad());
         }
         if let Some(a) = parse_ipv4(p.as_bytes()) {
-            return Some(Domain::Ip(IpAddr::V4(a)));
+            return Ok(DomainPattern::Ip(IpAddr::V4(a)));
         }
         let lower = p.strip_suffix('.').unwrap_or(p).to_ascii_lowercase();
         let (suffix, name) = match lower.strip_prefix("*.") {
             Some(rest) => (true, rest),
             None => (false, lower.as_str()),
         };
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        };
-        if !name.split('.').all(label_ok) {
-            return None;
+        if !is_hostname(name.as_bytes()) || name.ends_with('.') {
+            return Err(bad());
         }
-        Some(if suffix {
-            Domain::Suffix(format!(".{name}").into_bytes().into_boxed_slice())
+        Ok(if suffix {
+            DomainPattern::Suffix(format!(".{name}").into())
         } else {
-            Domain::Exact(name.as_bytes().into())
+            DomainPattern::Exact(name.into())
         })
-    }
-
-    fn matches(&self, uri: &Uri<'_>) -> bool {
-        match self {
-            Domain::Any => uri.host.is_some(),
-            Domain::Ip(ip) => uri.host.and_then(|h| h.ip()).is_some_and(|h| h == *ip),
-            Domain::Exact(name) => {
-                uri.host.is_some_and(|h| !h.is_ip()) && host_name(uri).eq_ignore_ascii_case(name)
-            }
-            Domain::Suffix(suffix) => {
-                let h = host_name(uri);
-                uri.host.is_some_and(|h| !h.is_ip())
-                    && h.len() > suffix.len()
-                    && h.get(h.len() - suffix.len()..)
-                        .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
-            }
-        }
     }
 }
 
-/// The host of a URI without its trailing dot.
-fn host_name<'a>(uri: &Uri<'a>) -> &'a [u8] {
-    uri.host_raw.strip_suffix(b".").unwrap_or(uri.host_raw)
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DomainPattern::Any => f.write_str("*"),
+            DomainPattern::Exact(d) => f.write_str(d),
+            DomainPattern::Suffix(s) => write!(f, "*{s}"),
+            DomainPattern::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct CompiledHeader {
     name: Box<[u8]>,
-    value: Option<Box<[u8]>>,
-    prefix: Option<Box<[u8]>>,
+    value: HeaderValueMatch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Compiled {
     methods: Vec<Box<[u8]>>,
     user_prefix: Option<Box<[u8]>>,
-    domain: Option<Domain>,
+    domain: Option<DomainPattern>,
     source: Vec<IpNet>,
     header: Option<CompiledHeader>,
     set: usize,
@@ -175,10 +252,6 @@ pub enum RuleError {
     BadMethod {
         rule: String,
         method: String,
-    },
-    BadDomain {
-        rule: String,
-        pattern: String,
     },
     BadHeaderName {
         rule: String,
@@ -217,11 +290,6 @@ impl fmt::Display for RuleError {
             RuleError::BadMethod { rule, method } => {
                 write!(f, "{rule}: {method:?} is not a SIP method token")
             }
-            RuleError::BadDomain { rule, pattern } => write!(
-                f,
-                "{rule}: bad ruri_domain {pattern:?} (a host name, `*.` followed by a host \
-                 name, `*`, or an IP address)"
-            ),
             RuleError::BadHeaderName { rule, name } => {
                 write!(f, "{rule}: {name:?} is not a header name")
             }
@@ -245,23 +313,18 @@ fn boxed(s: &str) -> Box<[u8]> {
 
 impl Rules {
     /// Compiles rules that name sets by index. Indices are trusted (use
-    /// [`Rules::from_named`] for checked construction); a malformed
-    /// `ruri_domain` never matches.
+    /// [`Rules::from_named`] for checked construction).
     pub fn new(rules: Vec<Rule>, default_set: usize) -> Rules {
         let rules = rules
             .into_iter()
             .map(|r| Compiled {
                 methods: r.methods.iter().map(|m| boxed(m)).collect(),
                 user_prefix: r.ruri_user_prefix.as_deref().map(boxed),
-                domain: r.ruri_domain.as_deref().map(|d| {
-                    // A pattern that matches nothing: an empty exact name.
-                    Domain::compile(d).unwrap_or(Domain::Exact(Box::default()))
-                }),
+                domain: r.ruri_domain,
                 source: r.source,
                 header: r.header.map(|h| CompiledHeader {
                     name: boxed(h.name.trim()),
-                    value: h.value.as_deref().map(boxed),
-                    prefix: h.prefix.as_deref().map(boxed),
+                    value: h.value,
                 }),
                 set: r.set,
             })
@@ -295,14 +358,6 @@ impl Rules {
                     rule: label(),
                     method: m.clone(),
                 });
-            }
-            if let Some(d) = &r.ruri_domain {
-                if Domain::compile(d).is_none() {
-                    return Err(RuleError::BadDomain {
-                        rule: label(),
-                        pattern: d.clone(),
-                    });
-                }
             }
             if let Some(h) = &r.header {
                 if !is_token_str(h.name.trim().as_bytes()) {
@@ -367,7 +422,7 @@ impl Rules {
                     }
                 }
                 if let Some(d) = &r.domain {
-                    if !d.matches(&uri) {
+                    if !uri.host.is_some_and(|h| d.matches(&h)) {
                         return false;
                     }
                 }
@@ -377,10 +432,12 @@ impl Rules {
                     return false;
                 };
                 let v = msg.slice(line.value());
-                if h.value.as_ref().is_some_and(|want| **want != *v) {
-                    return false;
-                }
-                if h.prefix.as_ref().is_some_and(|p| !v.starts_with(p)) {
+                let ok = match &h.value {
+                    HeaderValueMatch::Present => true,
+                    HeaderValueMatch::Equals(want) => v == want.as_bytes(),
+                    HeaderValueMatch::Prefix(p) => v.starts_with(p.as_bytes()),
+                };
+                if !ok {
                     return false;
                 }
             }
@@ -433,6 +490,12 @@ Max-Forwards: 70\r\n\
     }
 
     const V4: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+
+    const V6_1: IpAddr = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+
+    fn domain(pattern: &str) -> DomainPattern {
+        pattern.parse().unwrap()
+    }
 
     fn pick(rules: &Rules, raw: &[u8], source: IpAddr) -> usize {
         rules.pick(&Message::parse(raw).unwrap(), source)
@@ -498,7 +561,7 @@ Max-Forwards: 70\r\n\
     #[test]
     fn ruri_domain_is_case_insensitive_with_suffix_wildcard() {
         let exact = one(Rule {
-            ruri_domain: Some("Example.COM".into()),
+            ruri_domain: Some(domain("Example.COM")),
             ..Rule::default()
         });
         assert_eq!(
@@ -519,7 +582,7 @@ Max-Forwards: 70\r\n\
         );
 
         let wild = one(Rule {
-            ruri_domain: Some("*.example.com".into()),
+            ruri_domain: Some(domain("*.example.com")),
             ..Rule::default()
         });
         assert_eq!(
@@ -545,7 +608,7 @@ Max-Forwards: 70\r\n\
         assert_eq!(pick(&wild, &request("INVITE", "tel:+123", ""), V4), 0);
 
         let any = one(Rule {
-            ruri_domain: Some("*".into()),
+            ruri_domain: Some(domain("*")),
             ..Rule::default()
         });
         assert_eq!(
@@ -558,7 +621,7 @@ Max-Forwards: 70\r\n\
     #[test]
     fn ruri_domain_ip_patterns_compare_addresses() {
         let v6 = one(Rule {
-            ruri_domain: Some("[2001:DB8::1]".into()),
+            ruri_domain: Some(domain("[2001:DB8::1]")),
             ..Rule::default()
         });
         assert_eq!(
@@ -574,11 +637,99 @@ Max-Forwards: 70\r\n\
             0
         );
         let v4 = one(Rule {
-            ruri_domain: Some("192.0.2.7".into()),
+            ruri_domain: Some(domain("192.0.2.7")),
             ..Rule::default()
         });
         assert_eq!(pick(&v4, &request("INVITE", "sip:x@192.0.2.7", ""), V4), 1);
         assert_eq!(pick(&v4, &request("INVITE", "sip:x@192.0.2.77", ""), V4), 0);
+    }
+
+    #[test]
+    fn domain_patterns_parse_to_their_forms_and_print_back() {
+        let table: [(&str, DomainPattern, &str); 9] = [
+            ("*", DomainPattern::Any, "*"),
+            (
+                " Example.COM. ",
+                DomainPattern::Exact("example.com".into()),
+                "example.com",
+            ),
+            (
+                "*.Example.com",
+                DomainPattern::Suffix(".example.com".into()),
+                "*.example.com",
+            ),
+            (
+                "*.example.com.",
+                DomainPattern::Suffix(".example.com".into()),
+                "*.example.com",
+            ),
+            (
+                "localhost",
+                DomainPattern::Exact("localhost".into()),
+                "localhost",
+            ),
+            (
+                "192.0.2.7",
+                DomainPattern::Ip([192, 0, 2, 7].into()),
+                "192.0.2.7",
+            ),
+            ("[2001:DB8::1]", DomainPattern::Ip(V6_1), "2001:db8::1"),
+            ("2001:db8:0::1", DomainPattern::Ip(V6_1), "2001:db8::1"),
+            ("[::1]", DomainPattern::Ip("::1".parse().unwrap()), "::1"),
+        ];
+        for (text, want, shown) in table {
+            let p: DomainPattern = text.parse().unwrap();
+            assert_eq!(p, want, "{text}");
+            assert_eq!(p.to_string(), shown, "{text}");
+            assert_eq!(shown.parse::<DomainPattern>(), Ok(p), "{shown}");
+        }
+    }
+
+    #[test]
+    fn malformed_domain_patterns_are_rejected_with_the_forms() {
+        // RFC 3261 §25.1 hostname: alphanumeric labels with inner `-`, a
+        // top label starting with a letter.
+        for text in [
+            "",
+            "*.",
+            "*.*.com",
+            "a.*.com",
+            "ex ample.com",
+            "-a.com",
+            "a-.com",
+            "[10.0.0.1]",
+            "[example.com]",
+            "example.com..",
+            "a_b.com",
+            "10.0.0",
+            "**",
+        ] {
+            let e = text.parse::<DomainPattern>().unwrap_err();
+            assert_eq!(e, BadDomainPattern(text.into()));
+            assert_eq!(
+                e.to_string(),
+                format!("{text:?}: expected a domain (example.com), *.example.com or *")
+            );
+        }
+    }
+
+    #[test]
+    fn domain_patterns_match_hosts_rfc3261_19_1_4() {
+        let name = |h: &'static str| Host::Name(h.as_bytes());
+        let exact = domain("example.com");
+        assert!(exact.matches(&name("EXAMPLE.com.")));
+        assert!(!exact.matches(&name("a.example.com")));
+        let wild = domain("*.example.com");
+        assert!(wild.matches(&name("b.a.Example.COM")));
+        assert!(!wild.matches(&name("example.com")));
+        assert!(!wild.matches(&name("badexample.com")));
+        // An address never equals a host name, even a name like one.
+        let v4 = domain("192.0.2.7");
+        assert!(v4.matches(&Host::V4([192, 0, 2, 7].into())));
+        assert!(!v4.matches(&Host::V4([192, 0, 2, 77].into())));
+        assert!(!domain("localhost").matches(&Host::V4([127, 0, 0, 1].into())));
+        assert!(domain("[2001:db8::1]").matches(&Host::V6("2001:db8:0::1".parse().unwrap())));
+        assert!(domain("*").matches(&Host::V4([10, 0, 0, 1].into())));
     }
 
     #[test]
@@ -615,8 +766,7 @@ Max-Forwards: 70\r\n\
         let equals = one(Rule {
             header: Some(HeaderMatch {
                 name: "X-TENANT".into(),
-                value: Some("acme-east".into()),
-                prefix: None,
+                value: HeaderValueMatch::Equals("acme-east".into()),
             }),
             ..Rule::default()
         });
@@ -627,8 +777,7 @@ Max-Forwards: 70\r\n\
         let prefix = one(Rule {
             header: Some(HeaderMatch {
                 name: "X-Tenant".into(),
-                value: None,
-                prefix: Some("acme-".into()),
+                value: HeaderValueMatch::Prefix("acme-".into()),
             }),
             ..Rule::default()
         });
@@ -640,8 +789,7 @@ Max-Forwards: 70\r\n\
         let from = one(Rule {
             header: Some(HeaderMatch {
                 name: "f".into(),
-                value: None,
-                prefix: Some("<sip:alice@".into()),
+                value: HeaderValueMatch::Prefix("<sip:alice@".into()),
             }),
             ..Rule::default()
         });
@@ -652,7 +800,7 @@ Max-Forwards: 70\r\n\
     fn all_given_matchers_must_match() {
         let r = one(Rule {
             methods: vec!["INVITE".into()],
-            ruri_domain: Some("*.example.com".into()),
+            ruri_domain: Some(domain("*.example.com")),
             source: vec!["192.0.2.0/24".parse().unwrap()],
             ..Rule::default()
         });
@@ -732,7 +880,7 @@ Content-Length: 0\r\n\r\n";
                     ..Rule::default()
                 },
                 Rule {
-                    ruri_domain: Some("*".into()),
+                    ruri_domain: Some(domain("*")),
                     set: 2,
                     ..Rule::default()
                 },
@@ -827,14 +975,6 @@ Content-Length: 0\r\n\r\n";
             ..Rule::default()
         });
         assert!(matches!(e, RuleError::BadMethod { .. }), "{e}");
-        for pattern in ["ex ample.com", "*.", "a.*.com", "-a.com", "[10.0.0.1]", ""] {
-            let e = bad(Rule {
-                ruri_domain: Some(pattern.into()),
-                set: "pbx".into(),
-                ..Rule::default()
-            });
-            assert!(matches!(e, RuleError::BadDomain { .. }), "{pattern}: {e}");
-        }
         let e = bad(Rule {
             header: Some(HeaderMatch {
                 name: "X Tenant:".into(),

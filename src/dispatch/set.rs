@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::algorithm::Algorithm;
 use super::hash;
-use crate::sip::Uri;
+use crate::sip::{Transport, Uri};
 
 /// Identifies a destination for health tracking and failover lists.
 ///
@@ -30,16 +30,6 @@ impl fmt::Display for BackendId {
     }
 }
 
-/// How sipfront talks to a destination. Only UDP for now.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    #[default]
-    Udp,
-}
-
 /// One destination of a backend set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Destination {
@@ -51,6 +41,7 @@ pub struct Destination {
     pub uri: String,
     /// Where to send, resolved by the caller (the dispatcher does no DNS).
     pub addr: SocketAddr,
+    /// How sipfront talks to it; UDP only for now.
     pub transport: Transport,
     /// Relative weight for `weighted`, `priority-weighted` and the hash
     /// algorithms. Default 1; must be at least 1.

@@ -39,17 +39,10 @@ pub struct TxnConfig {
 }
 
 impl Default for TxnConfig {
+    /// The defaults of `[transaction]`, written once in `config::schema`
+    /// (and docs/configuration.md); `app` maps the fields.
     fn default() -> Self {
-        TxnConfig {
-            t1_ms: 500,
-            t2_ms: 4000,
-            t4_ms: 5000,
-            fr_ms: 2000,
-            fr_inv_ms: 181_000,
-            max_transactions: 65_536,
-            max_tries: 3,
-            failover_codes: vec![408, 500, 502, 503, 504],
-        }
+        TxnConfig::from(&crate::config::TransactionConfig::default())
     }
 }
 
