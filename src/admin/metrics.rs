@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::monitor::BackendView;
 use crate::dispatch::probe::{Outcome, State};
-use crate::proxy::stats::{DropReason, Stats, LATENCY_BOUNDS, METHODS};
+use crate::proxy::stats::{DropReason, Originated, SendError, Stats, LATENCY_BOUNDS, METHODS};
 use crate::sip::Method;
 
 /// What `/metrics` shows besides the workers' counters.
@@ -191,6 +191,31 @@ pub fn render(s: &Stats, x: &Extra) -> String {
             "CANCELs matched to a pending INVITE.",
             s.cancels,
         ),
+        (
+            "sipfront_internal_faults_total",
+            "States the code holds impossible (never bad input): any count is a bug to report.",
+            s.internal_faults,
+        ),
+        (
+            "sipfront_parked_total",
+            "Messages parked to wait for an event (a relay's answer).",
+            s.parked_total,
+        ),
+        (
+            "sipfront_park_refused_total",
+            "Messages not parked because the worker's table was full.",
+            s.park_refused,
+        ),
+        (
+            "sipfront_park_resumed_total",
+            "Parked messages resumed by their event.",
+            s.park_resumed,
+        ),
+        (
+            "sipfront_park_timeouts_total",
+            "Parked messages whose deadline passed first.",
+            s.park_timeouts,
+        ),
     ] {
         o.one(name, "counter", help, v);
     }
@@ -199,6 +224,12 @@ pub fn render(s: &Stats, x: &Extra) -> String {
         "gauge",
         "Live transactions (stateful mode), all workers.",
         s.transactions_current,
+    );
+    o.one(
+        "sipfront_parked",
+        "gauge",
+        "Messages parked now, all workers.",
+        s.parked_current,
     );
     o.one(
         "sipfront_transactions_pending",
@@ -231,6 +262,32 @@ pub fn render(s: &Stats, x: &Extra) -> String {
             "sipfront_drops_total",
             &format!("reason=\"{}\"", r.as_str()),
             s.dropped(r),
+        );
+    }
+
+    o.head(
+        "sipfront_send_failures_total",
+        "counter",
+        "Datagrams the kernel refused to send, by reason.",
+    );
+    for e in SendError::ALL {
+        o.line(
+            "sipfront_send_failures_total",
+            &format!("reason=\"{}\"", e.as_str()),
+            s.send_failures_by(e),
+        );
+    }
+
+    o.head(
+        "sipfront_originated_total",
+        "counter",
+        "Requests sipfront sent on its own (hop-by-hop ACK, CANCEL), by method.",
+    );
+    for k in Originated::ALL {
+        o.line(
+            "sipfront_originated_total",
+            &format!("method=\"{}\"", k.method()),
+            s.originated_of(k),
         );
     }
 
@@ -418,6 +475,8 @@ mod tests {
         s.forwarded_to(1);
         s.forwarded_method(Method::Invite);
         s.drop(DropReason::KeepAlive);
+        s.send_failed(SendError::WouldBlock, 2);
+        s.originate(Originated::Cancel);
         s.transactions_current = 4;
         s.transactions_pending = 1;
         s.observe_latency(1, std::time::Duration::from_micros(700));
@@ -443,6 +502,11 @@ mod tests {
             "sipfront_requests_forwarded_total{set=\"pbx\",backend=\"sip:a\\\"b\"} 0",
             "sipfront_requests_forwarded_by_method_total{method=\"INVITE\"} 1",
             "sipfront_drops_total{reason=\"keepalive\"} 1",
+            "sipfront_send_failures_total{reason=\"would_block\"} 2",
+            "sipfront_send_failures_total{reason=\"unreachable\"} 0",
+            "sipfront_originated_total{method=\"CANCEL\"} 1",
+            "sipfront_internal_faults_total 0",
+            "sipfront_parked 0",
             "sipfront_transactions_current 4",
             "sipfront_transactions_pending 1",
             "sipfront_backend_state{set=\"pbx\",backend=\"sip:127.0.0.1:5070\",state=\"active\"} 1",

@@ -7,14 +7,14 @@
 //! a hand-over or the shutdown wake-up comes.
 
 use super::mesh::{Handover, MeshEnd};
-use super::pump::{add_flushed, count_failure, Sink};
+use super::pump::{add_flushed, count_failure, Pump, Sink};
 use super::WorkerSetup;
 use crate::proxy::{stats::Stats, Datagram, Socket};
 use sipfront_io::batch::{Flushed, RecvBatch, SendBatch, SendError, MAX_DGRAM};
 use std::io;
 use std::mem::zeroed;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -27,16 +27,16 @@ const MESH_TOKEN: u64 = u64::MAX;
 /// mesh for hand-overs.
 struct Sockets<'a> {
     socks: &'a [(UdpSocket, Socket)],
-    tx: Vec<SendBatch>,
+    tx: &'a mut [SendBatch],
     mesh: &'a MeshEnd,
     /// Failures of batches that went out early (full) or had no socket.
-    failed: Flushed,
+    failed: &'a mut Flushed,
 }
 
 impl Sink for Sockets<'_> {
     fn send(&mut self, socket: Socket, to: SocketAddr, buf: &mut Vec<u8>) {
         let Some(i) = self.socks.iter().position(|(_, k)| *k == socket) else {
-            count_failure(&mut self.failed, SendError::Other);
+            count_failure(self.failed, SendError::Other);
             return;
         };
         let batch = &mut self.tx[i];
@@ -44,7 +44,7 @@ impl Sink for Sockets<'_> {
         batch.commit(to);
         if batch.is_full() {
             let f = batch.flush(self.socks[i].0.as_raw_fd());
-            add_flushed(&mut self.failed, &f);
+            add_flushed(self.failed, &f);
         }
     }
 
@@ -53,7 +53,7 @@ impl Sink for Sockets<'_> {
     }
 
     fn flush(&mut self) -> Flushed {
-        let mut f = std::mem::take(&mut self.failed);
+        let mut f = std::mem::take(self.failed);
         for (b, (s, _)) in self.tx.iter_mut().zip(self.socks) {
             if !b.is_empty() {
                 add_flushed(&mut f, &b.flush(s.as_raw_fd()));
@@ -75,83 +75,118 @@ fn wait_ms(at: Option<Instant>, now: Instant) -> i32 {
     }
 }
 
-/// Runs one worker until shutdown.
-pub fn run_worker(w: WorkerSetup, mesh: MeshEnd) -> io::Result<Stats> {
-    let WorkerSetup {
-        id,
-        cpu,
-        sockets: socks,
-        mut pump,
-        shutdown,
-    } = w;
-    sipfront_io::cpu::pin_to_cpu(cpu);
-    // SAFETY: plain epoll syscalls on fds this worker owns.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let add = |fd: i32, token: u64| -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: ev lives across the call; fd is open.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+/// One worker's event loop state: its epoll, sockets, batches and pump.
+pub(crate) struct Worker {
+    id: usize,
+    ep: OwnedFd,
+    socks: Vec<(UdpSocket, Socket)>,
+    mesh: MeshEnd,
+    rx: RecvBatch,
+    tx: Vec<SendBatch>,
+    failed: Flushed,
+    pub(crate) pump: Pump,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        id: usize,
+        socks: Vec<(UdpSocket, Socket)>,
+        mesh: MeshEnd,
+        pump: Pump,
+    ) -> io::Result<Worker> {
+        // SAFETY: epoll_create1 returns a new fd or -1.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(())
-    };
-    for (i, (s, _)) in socks.iter().enumerate() {
-        add(s.as_raw_fd(), i as u64)?;
+        // SAFETY: ep is a fresh descriptor we own.
+        let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+        let add = |fd: i32, token: u64| -> io::Result<()> {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: token,
+            };
+            // SAFETY: ev lives across the call; both fds are open.
+            if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        };
+        for (i, (s, _)) in socks.iter().enumerate() {
+            add(s.as_raw_fd(), i as u64)?;
+        }
+        add(mesh.wake_fd(), MESH_TOKEN)?;
+        let tx = socks.iter().map(|_| SendBatch::new(BATCH)).collect();
+        Ok(Worker {
+            id,
+            ep,
+            socks,
+            mesh,
+            rx: RecvBatch::new(BATCH, MAX_DGRAM),
+            tx,
+            failed: Flushed::default(),
+            pump,
+        })
     }
-    add(mesh.wake_fd(), MESH_TOKEN)?;
 
-    let mut rx = RecvBatch::new(BATCH, MAX_DGRAM);
-    let mut sink = Sockets {
-        socks: &socks,
-        tx: socks.iter().map(|_| SendBatch::new(BATCH)).collect(),
-        mesh: &mesh,
-        failed: Flushed::default(),
-    };
-    // SAFETY: all-zero is a valid epoll_event.
-    let mut events: [libc::epoll_event; 16] = unsafe { zeroed() };
-    while !shutdown.load(Ordering::Relaxed) {
-        let wait = wait_ms(pump.next_wake(), Instant::now());
+    /// One wake-up: waits for an event at most until the pump's next
+    /// deadline (and at most `limit`, when given), then handles everything
+    /// ready and sends everything it produced before returning.
+    pub(crate) fn turn(&mut self, limit: Option<std::time::Duration>) -> io::Result<()> {
+        let now = Instant::now();
+        let wake = match (self.pump.next_wake(), limit.map(|l| now + l)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // SAFETY: all-zero is a valid epoll_event.
+        let mut events: [libc::epoll_event; 16] = unsafe { zeroed() };
         // SAFETY: events is a live buffer of 16 entries.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 16, wait) };
+        let n = unsafe {
+            libc::epoll_wait(
+                self.ep.as_raw_fd(),
+                events.as_mut_ptr(),
+                16,
+                wait_ms(wake, now),
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            // SAFETY: ep is this worker's epoll fd.
-            unsafe { libc::close(ep) };
-            return Err(e);
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(()),
+                _ => Err(e),
+            };
         }
+        let mut sink = Sockets {
+            socks: &self.socks,
+            tx: &mut self.tx,
+            mesh: &self.mesh,
+            failed: &mut self.failed,
+        };
+        let pump = &mut self.pump;
         let mut now = Instant::now();
         pump.timeout(now, &mut sink);
         for ev in events.iter().take(n as usize) {
             let token = ev.u64;
             if token == MESH_TOKEN {
-                mesh.clear_wake();
-                while let Some(h) = mesh.try_recv() {
+                self.mesh.clear_wake();
+                while let Some(h) = self.mesh.try_recv() {
                     pump.handover(now, &h, &mut sink);
                 }
                 continue;
             }
-            let Some((sock, role)) = socks.get(token as usize) else {
+            let Some((sock, role)) = self.socks.get(token as usize) else {
                 continue;
             };
             loop {
-                let got = match rx.recv(sock.as_raw_fd()) {
+                let got = match self.rx.recv(sock.as_raw_fd()) {
                     Ok(n) => n,
                     Err(e) => {
-                        tracing::debug!(worker = id, error = %e, "recvmmsg");
+                        tracing::debug!(worker = self.id, error = %e, "recvmmsg");
                         0
                     }
                 };
                 for i in 0..got {
-                    let (data, src) = rx.datagram(i);
+                    let (data, src) = self.rx.datagram(i);
                     let Some(src) = src else { continue };
                     let d = Datagram {
                         data,
@@ -171,9 +206,129 @@ pub fn run_worker(w: WorkerSetup, mesh: MeshEnd) -> io::Result<Stats> {
         }
         pump.flush(&mut sink);
         pump.publish(Instant::now());
+        Ok(())
     }
-    // SAFETY: ep is this worker's epoll fd.
-    unsafe { libc::close(ep) };
-    pump.publish_now(Instant::now());
-    Ok(pump.engine().stats().clone())
+}
+
+/// Runs one worker until shutdown.
+pub fn run_worker(w: WorkerSetup, mesh: MeshEnd) -> io::Result<Stats> {
+    let WorkerSetup {
+        id,
+        cpu,
+        sockets,
+        pump,
+        shutdown,
+    } = w;
+    sipfront_io::cpu::pin_to_cpu(cpu);
+    let mut w = Worker::new(id, sockets, mesh, pump)?;
+    while !shutdown.load(Ordering::Relaxed) {
+        w.turn(None)?;
+    }
+    w.pump.publish_now(Instant::now());
+    Ok(w.pump.engine().stats().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{Algorithm, AllActive, BackendId, BackendSet, Destination, Rules};
+    use crate::proxy::identity::Identity;
+    use crate::proxy::txn::TxnConfig;
+    use crate::proxy::{Engine, ProxyConfig, Routing};
+    use arc_swap::ArcSwap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn udp() -> UdpSocket {
+        sipfront_io::udp::bind_udp("127.0.0.1:0".parse().unwrap(), false, 1 << 16, 1 << 16).unwrap()
+    }
+
+    /// Everything waiting on `s`, without blocking.
+    fn drain(s: &UdpSocket) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut buf = [0u8; 65_535];
+        while let Ok((n, _)) = s.recv_from(&mut buf) {
+            v.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        v
+    }
+
+    fn first_lines(v: &[String]) -> Vec<&str> {
+        v.iter().map(|m| m.lines().next().unwrap_or("")).collect()
+    }
+
+    /// RFC 3261 §16.10 on real sockets, one wake-up at a time: the CANCEL
+    /// sipfront sends to a ringing branch leaves in the same wake-up as the
+    /// 200 that answers the client's CANCEL (the old loop queued it until
+    /// its next turn).
+    #[test]
+    fn cancel_leaves_in_the_same_wake_up_as_its_200_rfc3261_16_10() {
+        let (listen, egress, client, backend) = (udp(), udp(), udp(), udp());
+        let (l, e, b) = (
+            listen.local_addr().unwrap(),
+            egress.local_addr().unwrap(),
+            backend.local_addr().unwrap(),
+        );
+        let set = BackendSet::new(
+            "default",
+            Algorithm::CallId,
+            vec![Destination::new(BackendId(0), format!("sip:{b}"), b)],
+        )
+        .unwrap();
+        let routing = Arc::new(ArcSwap::from_pointee(Routing::new(
+            vec![set],
+            Rules::new(vec![], 0),
+        )));
+        let cfg = ProxyConfig {
+            transactions: Some(TxnConfig::default()),
+            ..ProxyConfig::default()
+        };
+        let id = Arc::new(Identity::new(&[l], &[e], None, &[]));
+        let engine = Engine::new(cfg, id, 0, routing, Arc::new(AllActive));
+        let mesh = crate::runtime::mesh::build(1).unwrap().pop().unwrap();
+        let socks = vec![(listen, Socket::Listen(0)), (egress, Socket::Egress)];
+        let mut w = Worker::new(0, socks, mesh, Pump::new(engine)).unwrap();
+        let turn = |w: &mut Worker| w.turn(Some(Duration::from_secs(2))).unwrap();
+
+        let c = client.local_addr().unwrap();
+        let invite = format!(
+            "INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP {c};rport;branch=z9hG4bK-cx\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@example.com>;tag=a1\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: cx@test\r\n\
+CSeq: 1 INVITE\r\n\
+Content-Length: 0\r\n\r\n"
+        );
+        client.send_to(invite.as_bytes(), l).unwrap();
+        turn(&mut w);
+        assert_eq!(first_lines(&drain(&client)), ["SIP/2.0 100 Trying"]);
+        let fwd = drain(&backend);
+        assert_eq!(first_lines(&fwd), ["INVITE sip:bob@example.com SIP/2.0"]);
+        // The backend rings.
+        let m = crate::sip::Message::parse(fwd[0].as_bytes()).unwrap();
+        let mut ringing = String::from("SIP/2.0 180 Ringing\r\n");
+        for v in m.values(crate::sip::HeaderName::Via) {
+            ringing.push_str(&format!("Via: {}\r\n", String::from_utf8_lossy(v)));
+        }
+        ringing.push_str(
+            "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b9\r\n\
+Call-ID: cx@test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        );
+        backend.send_to(ringing.as_bytes(), e).unwrap();
+        turn(&mut w);
+        assert_eq!(first_lines(&drain(&client)), ["SIP/2.0 180 Ringing"]);
+        // The CANCEL: one wake-up sends both its 200 and sipfront's CANCEL.
+        let cancel = invite
+            .replace("INVITE sip:bob", "CANCEL sip:bob")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+        client.send_to(cancel.as_bytes(), l).unwrap();
+        turn(&mut w);
+        assert_eq!(first_lines(&drain(&client)), ["SIP/2.0 200 OK"]);
+        assert_eq!(
+            first_lines(&drain(&backend)),
+            ["CANCEL sip:bob@example.com SIP/2.0"]
+        );
+    }
 }
