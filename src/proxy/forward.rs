@@ -216,10 +216,13 @@ impl Forwarder {
         out: &mut Vec<u8>,
     ) -> Result<(), SipError> {
         // A To-tag derived from the request, so a retransmission gets the
-        // same reply (§8.2.6.2).
-        let via = req.values(HeaderName::Via).next().unwrap_or(b"");
+        // same reply (§8.2.6.2); a 100 Trying carries none.
         let mut tag = [0u8; branch::LEN];
-        branch::format(self.worker, 0, branch::request_hash(req, via), &mut tag);
+        let tagged = code.as_u16() > 100;
+        if tagged {
+            let via = req.values(HeaderName::Via).next().unwrap_or(b"");
+            branch::format(self.worker, 0, branch::request_hash(req, via), &mut tag);
+        }
         let unsupported;
         let mut extra: [&str; 2] = ["", ""];
         let mut n = 0;
@@ -238,8 +241,7 @@ impl Forwarder {
             n += 1;
         }
         let opts = writer::ReplyOptions {
-            // A 100 Trying carries no tag (§8.2.6.2).
-            to_tag: (code.as_u16() > 100).then_some(&tag[branch::PREFIX.len()..]),
+            to_tag: tagged.then_some(&tag[branch::PREFIX.len()..]),
             source: Some((src.ip(), src.port())),
             headers: &extra[..n],
             ..Default::default()

@@ -366,7 +366,7 @@ impl Stateful {
                 .local_reply(m, d.src, StatusCode::TRYING, &mut trying)
                 .is_ok()
             {
-                t.last.extend_from_slice(&trying);
+                t.last = trying.clone();
                 fw.send(t.upstream_socket, t.upstream, trying);
                 fw.stats.replied(100);
             } else {
@@ -472,9 +472,8 @@ impl Stateful {
             fw.out.recycle(fwd);
             return Err(e);
         }
-        t.fwd.clear();
-        t.fwd.extend_from_slice(&fwd);
-        t.fwd.shrink_to_fit();
+        // An exact-size copy: it lives as long as the attempt.
+        t.fwd = fwd.clone();
         fw.send(t.dest_socket, t.dest, fwd);
         fw.count_forward(t.method, t.backend);
         let (t1, fr, t1x64) = (self.cfg.t1_ms, self.cfg.fr_ms, self.cfg.t1x64());
@@ -614,9 +613,7 @@ impl Stateful {
     /// retransmissions, and moves the server side on (§17.2.1, §17.2.2).
     fn final_upstream(&mut self, fw: &mut Forwarder, slot: u32, t: &mut Txn, bytes: Vec<u8>) {
         let two = bytes.get(8) == Some(&b'2');
-        t.last.clear();
-        t.last.extend_from_slice(&bytes);
-        t.last.shrink_to_fit();
+        t.last = bytes.clone();
         fw.send(t.upstream_socket, t.upstream, bytes);
         disarm_client(t);
         disarm(t, TimerKind::RetransmitCancel);
@@ -877,9 +874,7 @@ impl Stateful {
                 // no final response went upstream.
                 if code > 100 && t.server == ServerState::Proceeding {
                     if let Some(b) = Self::relayable(fw, m) {
-                        t.last.clear();
-                        t.last.extend_from_slice(&b);
-                        t.last.shrink_to_fit();
+                        t.last = b.clone();
                         fw.send(t.upstream_socket, t.upstream, b);
                     }
                 }
