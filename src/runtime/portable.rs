@@ -331,4 +331,47 @@ Call-ID: cx@test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
             ["CANCEL sip:bob@example.com SIP/2.0"]
         );
     }
+
+    /// A datagram the kernel refuses (here: an IPv6 destination from an
+    /// IPv4 socket, EAFNOSUPPORT) is counted by its reason, and the worker
+    /// goes on.
+    #[test]
+    fn a_send_the_kernel_refuses_is_counted() {
+        let (listen, egress, client) = (udp(), udp(), udp());
+        let (l, e) = (listen.local_addr().unwrap(), egress.local_addr().unwrap());
+        let b: SocketAddr = "[::1]:5070".parse().unwrap();
+        let set = BackendSet::new(
+            "default",
+            Algorithm::CallId,
+            vec![Destination::new(BackendId(0), format!("sip:{b}"), b)],
+        )
+        .unwrap();
+        let routing = Arc::new(ArcSwap::from_pointee(Routing::new(
+            vec![set],
+            Rules::new(vec![], 0),
+        )));
+        let id = Arc::new(Identity::new(&[l], &[e], None, &[]));
+        let engine = Engine::new(ProxyConfig::default(), id, 0, routing, Arc::new(AllActive));
+        let mesh = crate::runtime::mesh::build(1).unwrap().pop().unwrap();
+        let socks = vec![(listen, Socket::Listen(0)), (egress, Socket::Egress)];
+        let mut w = Worker::new(0, socks, mesh, Pump::new(engine)).unwrap();
+        let c = client.local_addr().unwrap();
+        for i in 0..3 {
+            let invite = format!(
+                "INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP {c};rport;branch=z9hG4bK-sf{i}\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@example.com>;tag=a1\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: sf{i}@test\r\n\
+CSeq: 1 INVITE\r\n\
+Content-Length: 0\r\n\r\n"
+            );
+            client.send_to(invite.as_bytes(), l).unwrap();
+        }
+        w.turn(Some(Duration::from_secs(2))).unwrap();
+        let s = w.pump.engine().stats();
+        assert_eq!(s.requests_forwarded, 3);
+        assert_eq!(s.send_failures_by(SendError::Other), 3, "{}", s.summary());
+    }
 }
