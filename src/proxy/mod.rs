@@ -92,13 +92,15 @@ pub struct Routing {
     pub sets: Vec<BackendSet>,
     pub rules: Rules,
     /// Address of every destination → (set, index in set), to recognise
-    /// traffic from backends and in-dialog targets that are backends.
-    backends: HashMap<SocketAddr, (usize, usize)>,
+    /// traffic from backends and in-dialog targets that are backends
+    /// (looked up per request: ahash, not SipHash; the keys come from the
+    /// config, not from the network).
+    backends: HashMap<SocketAddr, (usize, usize), ahash::RandomState>,
 }
 
 impl Routing {
     pub fn new(sets: Vec<BackendSet>, rules: Rules) -> Routing {
-        let mut backends = HashMap::new();
+        let mut backends = HashMap::with_hasher(ahash::RandomState::new());
         for (si, set) in sets.iter().enumerate() {
             for (di, d) in set.destinations().iter().enumerate() {
                 backends.entry(d.addr).or_insert((si, di));
