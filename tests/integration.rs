@@ -588,6 +588,14 @@ macro_rules! per_driver {
             fn sigterm_exits_cleanly() {
                 super::sigterm_exits_cleanly(&name("sigterm_exits_cleanly"), $driver);
             }
+
+            #[test]
+            fn weighted_algorithm_keeps_each_call_on_one_backend() {
+                super::weighted_algorithm_keeps_each_call_on_one_backend(
+                    &name("weighted_algorithm_keeps_each_call_on_one_backend"),
+                    $driver,
+                );
+            }
         }
     )*};
 }
@@ -601,13 +609,8 @@ per_driver!(portable => Driver::Portable, uring => Driver::Uring);
 /// Call-ID hash, so every message of a call reaches one backend. SIPp's uac
 /// alone would not notice a split call (the wrong uas answers the stray BYE
 /// by its default behaviour), hence the per-backend Call-ID check.
-#[test]
-fn weighted_algorithm_keeps_each_call_on_one_backend() {
-    if let Some(split) = calls_through_weighted_backends(
-        "weighted_algorithm_keeps_each_call_on_one_backend",
-        Driver::Portable,
-        "weighted",
-    ) {
+fn weighted_algorithm_keeps_each_call_on_one_backend(name: &str, driver: Driver) {
+    if let Some(split) = calls_through_weighted_backends(name, driver, "weighted") {
         split.assert_each_call_on_one_backend(CALLS as usize);
     }
 }

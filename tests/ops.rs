@@ -6,14 +6,15 @@
 //!
 //! Ports come from blocks in 20000-29999 on 127.0.0.1; processes are killed
 //! by PID only. The SIPp tests take the shared load lock and fail in CI
-//! without SIPp (skipped loudly elsewhere); each runs in both proxy modes
-//! (`stateful::*`, `stateless::*`).
+//! without SIPp (skipped loudly elsewhere); each runs on both I/O drivers
+//! and in both proxy modes (`portable::stateful::*`,
+//! `uring::stateless::*`, ...), the container contract on both drivers.
 
 mod common;
 #[path = "common/ops.rs"]
 mod ops;
 
-use common::{load_lock, parse_received_requests, wait_until, TempDir};
+use common::{load_lock, parse_received_requests, wait_until, Driver, TempDir};
 use ops::{args, sample, skip_without_sipp, start_front, start_uac, start_uas, Front, OpsPorts};
 use sipfront::admin::client::Action;
 use std::fs;
@@ -31,54 +32,70 @@ const UP: u64 = 2;
 /// tick, the test's polling of `/backends`, a loaded two-core machine.
 const SLACK: Duration = Duration::from_millis(400);
 
-/// Generates `stateful::NAME` and `stateless::NAME` for a test body
-/// taking the proxy mode.
-macro_rules! per_mode {
-    ($($name:ident),* $(,)?) => {
-        mod stateful {
+/// Generates `DRIVER::MODE::NAME` (drivers `portable`, `uring`; modes
+/// `stateful`, `stateless`) for each test body in `per_mode` (it takes the
+/// proxy mode and the I/O driver), and `DRIVER::NAME` for each in
+/// `per_driver` (it takes the driver).
+macro_rules! per_driver {
+    (per_mode: [$($name:ident),* $(,)?], per_driver: [$($once:ident),* $(,)?] $(,)?) => {
+        per_driver!(@driver portable, Portable, [$($name),*], [$($once),*]);
+        per_driver!(@driver uring, Uring, [$($name),*], [$($once),*]);
+    };
+    (@driver $module:ident, $variant:ident, [$($name:ident),*], [$($once:ident),*]) => {
+        mod $module {
+            mod stateful {
+                $(#[test]
+                fn $name() {
+                    crate::$name("stateful", crate::common::Driver::$variant)
+                })*
+            }
+            mod stateless {
+                $(#[test]
+                fn $name() {
+                    crate::$name("stateless", crate::common::Driver::$variant)
+                })*
+            }
             $(#[test]
-            fn $name() {
-                super::$name("stateful")
-            })*
-        }
-        mod stateless {
-            $(#[test]
-            fn $name() {
-                super::$name("stateless")
+            fn $once() {
+                crate::$once(crate::common::Driver::$variant)
             })*
         }
     };
 }
 
-per_mode!(
-    killed_backend_goes_inactive_within_thresholds_and_comes_back,
-    admin_disable_drains_a_backend_without_losing_calls,
-    reload_under_load_adds_a_backend_and_refuses_a_broken_config,
-    sigterm_under_load_completes_accepted_calls_and_refuses_new_ones,
-    metrics_scrape_matches_what_sipp_counted,
+per_driver!(
+    per_mode: [
+        killed_backend_goes_inactive_within_thresholds_and_comes_back,
+        admin_disable_drains_a_backend_without_losing_calls,
+        reload_under_load_adds_a_backend_and_refuses_a_broken_config,
+        sigterm_under_load_completes_accepted_calls_and_refuses_new_ones,
+        metrics_scrape_matches_what_sipp_counted,
+    ],
+    per_driver: [container_contract_env_config_probes_token_and_sigterm],
 );
 
 fn uri(port: u16) -> String {
     format!("sip:127.0.0.1:{port}")
 }
 
-/// A config with the test's listen/admin ports, fast probes, and
-/// `backends` in set "default".
 /// The start of every SIPp test: SIPp present (else skipped, or failed in
 /// CI), the load lock, a scratch directory and a port block named after
-/// the test and mode.
+/// the test, mode and driver.
 fn sipp_test(
     test: &str,
     mode: &str,
+    driver: Driver,
 ) -> Option<(std::sync::MutexGuard<'static, ()>, TempDir, OpsPorts)> {
     if skip_without_sipp() {
         return None;
     }
     let lock = load_lock();
-    let name = format!("{test}-{mode}");
+    let name = format!("{test}-{mode}-{}", driver.as_str());
     Some((lock, TempDir::new(&name), OpsPorts::for_test(&name)))
 }
 
+/// A config with the test's listen/admin ports, fast probes, and
+/// `backends` in set "default".
 fn config(mode: &str, ports: &OpsPorts, backends: &[u16], drain: (u64, u64)) -> String {
     let mut s = format!(
         "[server]\nworkers = 2\nlisten = [\"udp:127.0.0.1:{}\"]\n\n\
@@ -110,7 +127,9 @@ fn write_config(path: &Path, text: &str) {
     fs::rename(&tmp, path).unwrap();
 }
 
-fn start(dir: &TempDir, ports: &OpsPorts, cfg: &str) -> (Front, PathBuf) {
+/// sipfront on `driver` with the config file `cfg`; None when io_uring is
+/// unavailable here (the test then returns; in CI it fails).
+fn start(dir: &TempDir, ports: &OpsPorts, cfg: &str, driver: Driver) -> Option<(Front, PathBuf)> {
     let path = dir.file("sipfront.toml");
     write_config(&path, cfg);
     let f = start_front(
@@ -118,8 +137,9 @@ fn start(dir: &TempDir, ports: &OpsPorts, cfg: &str) -> (Front, PathBuf) {
         &args(&["-c", path.to_str().unwrap()]),
         &[],
         ports.admin_url(),
-    );
-    (f, path)
+        driver,
+    )?;
+    Some((f, path))
 }
 
 fn forwarded(f: &Front, u: &str) -> f64 {
@@ -160,14 +180,14 @@ fn uac_errors(dir: &TempDir) -> String {
         .join("\n")
 }
 
-fn killed_backend_goes_inactive_within_thresholds_and_comes_back(mode: &str) {
-    let Some((_l, dir, ports)) = sipp_test("ops-kill", mode) else {
+fn killed_backend_goes_inactive_within_thresholds_and_comes_back(mode: &str, driver: Driver) {
+    let Some((_l, dir, ports)) = sipp_test("ops-kill", mode, driver) else {
         return;
     };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (mut b, _) = start_uas(&dir, &ports, 1, "b1");
     let (a_uri, b_uri) = (uri(ports.backend(0)), uri(ports.backend(1)));
-    let (front, _) = start(
+    let Some((front, _)) = start(
         &dir,
         &ports,
         &config(
@@ -176,7 +196,10 @@ fn killed_backend_goes_inactive_within_thresholds_and_comes_back(mode: &str) {
             &[ports.backend(0), ports.backend(1)],
             (5000, 1000),
         ),
-    );
+        driver,
+    ) else {
+        return;
+    };
     assert!(wait_until(Duration::from_secs(3), || {
         sample(
             &front.metrics(),
@@ -263,14 +286,14 @@ fn killed_backend_goes_inactive_within_thresholds_and_comes_back(mode: &str) {
     );
 }
 
-fn admin_disable_drains_a_backend_without_losing_calls(mode: &str) {
-    let Some((_l, dir, ports)) = sipp_test("ops-disable", mode) else {
+fn admin_disable_drains_a_backend_without_losing_calls(mode: &str, driver: Driver) {
+    let Some((_l, dir, ports)) = sipp_test("ops-disable", mode, driver) else {
         return;
     };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_b, _) = start_uas(&dir, &ports, 1, "b");
     let b_uri = uri(ports.backend(1));
-    let (front, _) = start(
+    let Some((front, _)) = start(
         &dir,
         &ports,
         &config(
@@ -279,7 +302,10 @@ fn admin_disable_drains_a_backend_without_losing_calls(mode: &str) {
             &[ports.backend(0), ports.backend(1)],
             (5000, 1000),
         ),
-    );
+        driver,
+    ) else {
+        return;
+    };
     let ctl = |list: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_sipfront"))
             .args(["ctl", "--admin", &ports.admin_url()])
@@ -331,18 +357,21 @@ fn admin_disable_drains_a_backend_without_losing_calls(mode: &str) {
     common::assert_all_calls_ok(&run, 600, &dir);
 }
 
-fn reload_under_load_adds_a_backend_and_refuses_a_broken_config(mode: &str) {
-    let Some((_l, dir, ports)) = sipp_test("ops-reload", mode) else {
+fn reload_under_load_adds_a_backend_and_refuses_a_broken_config(mode: &str, driver: Driver) {
+    let Some((_l, dir, ports)) = sipp_test("ops-reload", mode, driver) else {
         return;
     };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_c, _) = start_uas(&dir, &ports, 2, "c");
     let c_uri = uri(ports.backend(2));
-    let (mut front, path) = start(
+    let Some((mut front, path)) = start(
         &dir,
         &ports,
         &config(mode, &ports, &[ports.backend(0)], (5000, 1000)),
-    );
+        driver,
+    ) else {
+        return;
+    };
 
     let load = uac(&dir, &ports, 100, 800, 0);
     std::thread::sleep(Duration::from_secs(2));
@@ -410,14 +439,14 @@ fn reload_under_load_adds_a_backend_and_refuses_a_broken_config(mode: &str) {
     );
 }
 
-fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones(mode: &str) {
-    let Some((_l, dir, ports)) = sipp_test("ops-drain", mode) else {
+fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones(mode: &str, driver: Driver) {
+    let Some((_l, dir, ports)) = sipp_test("ops-drain", mode, driver) else {
         return;
     };
     let (mut a, a_trace) = start_uas(&dir, &ports, 0, "a");
     let (mut b, b_trace) = start_uas(&dir, &ports, 1, "b");
     let grace = Duration::from_millis(10_000);
-    let (mut front, _) = start(
+    let Some((mut front, _)) = start(
         &dir,
         &ports,
         &config(
@@ -426,7 +455,10 @@ fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones(mode: &str) 
             &[ports.backend(0), ports.backend(1)],
             (10_000, 2000),
         ),
-    );
+        driver,
+    ) else {
+        return;
+    };
 
     // 5 s of calls, each 1 s long; SIGTERM after 3 s.
     let load = uac(&dir, &ports, 50, 250, 1000);
@@ -486,13 +518,13 @@ fn sigterm_under_load_completes_accepted_calls_and_refuses_new_ones(mode: &str) 
     );
 }
 
-fn metrics_scrape_matches_what_sipp_counted(mode: &str) {
-    let Some((_l, dir, ports)) = sipp_test("ops-metrics", mode) else {
+fn metrics_scrape_matches_what_sipp_counted(mode: &str, driver: Driver) {
+    let Some((_l, dir, ports)) = sipp_test("ops-metrics", mode, driver) else {
         return;
     };
     let (_a, _) = start_uas(&dir, &ports, 0, "a");
     let (_b, _) = start_uas(&dir, &ports, 1, "b");
-    let (front, _) = start(
+    let Some((front, _)) = start(
         &dir,
         &ports,
         &config(
@@ -501,7 +533,10 @@ fn metrics_scrape_matches_what_sipp_counted(mode: &str) {
             &[ports.backend(0), ports.backend(1)],
             (5000, 1000),
         ),
-    );
+        driver,
+    ) else {
+        return;
+    };
     let calls = 400u64;
     let run = uac(&dir, &ports, 100, calls as u32, 0).finish(Duration::from_secs(60));
     common::assert_all_calls_ok(&run, calls, &dir);
@@ -573,10 +608,10 @@ fn metrics_scrape_matches_what_sipp_counted(mode: &str) {
 /// The container contract, without a container: configuration from
 /// `SIPFRONT_*` only, the probe endpoints, the token, the admin API's
 /// robustness, 503 while draining, and exit within the grace time.
-#[test]
-fn container_contract_env_config_probes_token_and_sigterm() {
-    let dir = TempDir::new("ops-container");
-    let ports = OpsPorts::for_test("ops-container");
+fn container_contract_env_config_probes_token_and_sigterm(driver: Driver) {
+    let name = format!("ops-container-{}", driver.as_str());
+    let dir = TempDir::new(&name);
+    let ports = OpsPorts::for_test(&name);
     let dead = uri(ports.backend(0));
     let env = [
         (
@@ -595,7 +630,10 @@ fn container_contract_env_config_probes_token_and_sigterm() {
         ("SIPFRONT_DRAIN_GRACE_MS", "3000".into()),
         ("SIPFRONT_LOG_FORMAT", "json".into()),
     ];
-    let mut front = start_front(&dir, &[], &env, ports.admin_url());
+    // The driver comes from the environment too (`SIPFRONT_IO_DRIVER`).
+    let Some(mut front) = start_front(&dir, &[], &env, ports.admin_url(), driver) else {
+        return;
+    };
     assert_eq!(front.api(&Action::Health, None).0, 200);
     assert_eq!(front.api(&Action::Ready, None).0, 200);
     assert_eq!(front.api(&Action::Metrics, None).0, 401);

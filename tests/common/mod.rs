@@ -369,18 +369,29 @@ pub fn start_sipfront(dir: &TempDir, args: &[String], driver: Driver) -> Option<
         }
     }
     let mut p = Proc::spawn("sipfront", &mut cmd);
+    if !await_running(&mut p, &log, driver) {
+        return None;
+    }
+    Some(Sipfront { proc: p, log })
+}
+
+/// Waits (at most 10 s) until the sipfront `p`, logging to `log`, says it
+/// runs, and checks it runs `driver`. Returns false when the io_uring
+/// driver was asked for and is unavailable here (after [`skip`], which
+/// fails in CI); panics when sipfront exits or does not start otherwise.
+pub fn await_running(p: &mut Proc, log: &Path, driver: Driver) -> bool {
     let ready = wait_until(Duration::from_secs(10), || {
         p.try_status().is_some()
-            || fs::read_to_string(&log).is_ok_and(|s| s.contains("sipfront running"))
+            || fs::read_to_string(log).is_ok_and(|s| s.contains("sipfront running"))
     });
-    let text = read_log(&log);
+    let text = read_log(log);
     if let Some(status) = p.try_status() {
         if driver == Driver::Uring && text.contains("io_uring") {
             skip(&format!(
                 "io_uring is not available here (sipfront exited {status}): {}",
                 text.trim()
             ));
-            return None;
+            return false;
         }
         panic!("sipfront exited at startup ({status}):\n{text}");
     }
@@ -394,7 +405,7 @@ pub fn start_sipfront(dir: &TempDir, args: &[String], driver: Driver) -> Option<
         "sipfront does not run the {} driver:\n{text}",
         driver.as_str()
     );
-    Some(Sipfront { proc: p, log })
+    true
 }
 
 impl Sipfront {

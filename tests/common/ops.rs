@@ -4,7 +4,7 @@
 //! backends that answer OPTIONS (`-aa`), a UAC with a receive timeout, and
 //! admin API calls through the library's own client.
 
-use crate::common::{read_log, wait_until, Proc, TempDir};
+use crate::common::{await_running, read_log, wait_until, Driver, Proc, TempDir};
 use sipfront::admin::client::{self, Action};
 use std::fs;
 use std::net::UdpSocket;
@@ -62,9 +62,17 @@ pub struct Front {
     pub admin: String,
 }
 
-/// Starts sipfront with `args` and `env` (every other `SIPFRONT_*`
-/// variable removed) and waits until it runs.
-pub fn start_front(dir: &TempDir, args: &[String], env: &[(&str, String)], admin: String) -> Front {
+/// Starts sipfront on `driver` (`SIPFRONT_IO_DRIVER`) with `args` and
+/// `env` (every other `SIPFRONT_*` variable removed) and waits until it
+/// runs. None when io_uring is unavailable here (see
+/// [`crate::common::await_running`]).
+pub fn start_front(
+    dir: &TempDir,
+    args: &[String],
+    env: &[(&str, String)],
+    admin: String,
+    driver: Driver,
+) -> Option<Front> {
     let log = dir.file(&format!("sipfront-{}.log", fastrand_suffix()));
     let err = fs::File::create(&log).expect("create sipfront log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipfront"));
@@ -75,24 +83,20 @@ pub fn start_front(dir: &TempDir, args: &[String], env: &[(&str, String)], admin
     }
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("SIPFRONT_IO_DRIVER", driver.as_str())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(err);
     let mut p = Proc::spawn("sipfront", &mut cmd);
-    let ok = wait_until(Duration::from_secs(10), || {
-        p.try_status().is_some()
-            || fs::read_to_string(&log).is_ok_and(|s| s.contains("sipfront running"))
-    });
-    if let Some(s) = p.try_status() {
-        panic!("sipfront exited at startup ({s}):\n{}", read_log(&log));
+    if !await_running(&mut p, &log, driver) {
+        return None;
     }
-    assert!(ok, "sipfront did not start:\n{}", read_log(&log));
-    Front {
+    Some(Front {
         proc: p,
         log,
         admin,
-    }
+    })
 }
 
 fn fastrand_suffix() -> u32 {
