@@ -226,9 +226,11 @@ fn allocs() -> (u64, u64) {
     )
 }
 
-fn report(name: &str, c: &Core) {
+/// `executed`: every run, warm-up included (callgrind counts the calls of
+/// all of them, and the costs of the measured ones only).
+fn report(name: &str, c: &Core, executed: u64) {
     println!(
-        "{name}: {RUNS} measured runs; per run {:.2} allocations (realloc included), {:.2} frees",
+        "{name}: {RUNS} measured runs; per run {:.2} allocations (realloc included), {:.2} frees; executed {executed}",
         c.allocs.0 as f64 / RUNS as f64,
         c.allocs.1 as f64 / RUNS as f64
     );
@@ -257,7 +259,7 @@ fn single(which: &str) {
     }
     let b = allocs();
     c.allocs = (b.0 - a.0, b.1 - a.1);
-    report(which, &c);
+    report(which, &c, 2 * RUNS + 1);
 }
 
 /// Whole calls; `n` warm-up calls then `n` measured, a tick after each
@@ -325,7 +327,7 @@ fn calls(stateful: bool) {
     } else {
         "stateless-call"
     };
-    report(name, &c);
+    report(name, &c, 2 * RUNS);
 }
 
 fn main() {

@@ -39,5 +39,6 @@ for s in "${SCENARIOS[@]}"; do
     total=$(grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}')
     echo "== $s: $((total / RUNS)) instructions per run ($total over $RUNS runs)"
     echo "   $log"
-    python3 bench/callgrind_report.py "$f" "$RUNS" "$TOP"
+    executed=$(echo "$log" | sed -n 's/.*executed \([0-9]*\).*/\1/p')
+    python3 bench/callgrind_report.py "$f" "$RUNS" "$TOP" "$executed"
 done

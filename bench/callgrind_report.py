@@ -8,7 +8,11 @@ own instructions plus the inclusive cost of every call it makes, whatever
 file the instructions came from. Also prints how often malloc/free/realloc
 were called.
 
-    callgrind_report.py FILE RUNS [TOP]
+    callgrind_report.py FILE RUNS [TOP [EXECUTED]]
+
+RUNS is how many runs were measured (their costs collected); EXECUTED how
+many ran in all, warm-up included: callgrind counts the calls of every run,
+so call counts are divided by EXECUTED.
 """
 import re
 import sys
@@ -18,6 +22,7 @@ from collections import defaultdict
 def main():
     path, runs = sys.argv[1], int(sys.argv[2])
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 25
+    executed = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4] else runs
     names = {}
     self_cost = defaultdict(int)
     incl_calls = defaultdict(int)
@@ -71,18 +76,23 @@ def main():
         return n[:150]
 
     print(f"   {total / runs:10.0f}  total per run")
-    print(f"   {'incl':>10} {'self':>7}  function (per run)")
+    calls_to = defaultdict(int)
+    for (f, g), n in call_count.items():
+        if f != g:
+            calls_to[g] += n
+    print(f"   {'incl':>10} {'self':>7} {'calls':>6}  function (per run)")
     rows = sorted(incl.items(), key=lambda kv: -kv[1])
     start = next((i for i, r in enumerate(rows) if "sf_step_" in r[0]), 0)
     for f, c in rows[start:start + top]:
-        print(f"   {c / runs:10.0f} {self_cost[f] / runs:7.0f}  {short(f)}")
+        n = calls_to[f] / executed
+        print(f"   {c / runs:10.0f} {self_cost[f] / runs:7.0f} {n:6.1f}  {short(f)}")
     alloc = defaultdict(int)
     for (_, g), n in call_count.items():
         for k in ("malloc", "free", "realloc", "calloc"):
             if g == k or g.startswith(k + "'") or g.endswith(":" + k):
                 alloc[k] += n
     if alloc:
-        print("   calls per run: " + ", ".join(f"{k} {v / runs:.2f}" for k, v in sorted(alloc.items())))
+        print("   calls per run: " + ", ".join(f"{k} {v / executed:.2f}" for k, v in sorted(alloc.items())))
 
 
 main()
