@@ -119,6 +119,7 @@ pub enum StartLine {
 }
 
 const NONE: u16 = u16::MAX;
+const _: () = assert!(HeaderName::COUNT <= 64, "Message::repeated is a u64");
 
 /// A parsed message: the buffer it borrows and the index into it.
 #[derive(Clone, Debug)]
@@ -130,6 +131,9 @@ pub struct Message<'a> {
     headers: SmallVec<[Header; INLINE_HEADERS]>,
     /// Index in `headers` of the first line of each well-known name.
     first: [u16; HeaderName::COUNT],
+    /// Bit `name as u8` set when a well-known name has more than one line:
+    /// the lookups of names that appear once stop at their first line.
+    repeated: u64,
     /// Offset of the empty line that ends the headers.
     headers_end: u32,
     body: Span,
@@ -346,6 +350,7 @@ impl<'a> Message<'a> {
         let mut spill: Vec<Header> = Vec::new();
         let mut count = 0usize;
         let mut first = [NONE; HeaderName::COUNT];
+        let mut repeated = 0u64;
         let mut content_length: Option<u32> = None;
         let headers_end;
         loop {
@@ -430,8 +435,12 @@ impl<'a> Message<'a> {
                     (None, _) => return Err(SipError::BadHeader(HeaderName::ContentLength)),
                 }
             }
-            if name != HeaderName::Other && first[name as usize] == NONE {
-                first[name as usize] = count as u16;
+            if name != HeaderName::Other {
+                if first[name as usize] == NONE {
+                    first[name as usize] = count as u16;
+                } else {
+                    repeated |= 1 << name as u64;
+                }
             }
             if line_after - line_start > usize::from(u16::MAX) {
                 return Err(SipError::LineTooLong);
@@ -475,6 +484,7 @@ impl<'a> Message<'a> {
             start_span,
             headers,
             first,
+            repeated,
             headers_end: headers_end as u32,
             body: Span::new(body_start, body_start + body_len),
             content_length,
@@ -599,16 +609,24 @@ impl<'a> Message<'a> {
 
     /// Every header line with this name, in order.
     pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &Header> + '_ {
-        let from = match self.first[name as usize] {
-            NONE if name != HeaderName::Other => self.headers.len(),
-            NONE => 0,
-            i => i as usize,
+        let len = self.headers.len();
+        let (from, to) = match self.first[name as usize] {
+            NONE if name != HeaderName::Other => (len, len),
+            NONE => (0, len),
+            i if !self.is_repeated(name) => (i as usize, i as usize + 1),
+            i => (i as usize, len),
         };
         self.headers
-            .get(from..)
+            .get(from..to)
             .unwrap_or(&[])
             .iter()
             .filter(move |h| h.name == name)
+    }
+
+    /// True when a well-known header has more than one line (RFC 3261
+    /// §7.3.1: only list headers may). Always false for `Other`.
+    pub fn is_repeated(&self, name: HeaderName) -> bool {
+        name != HeaderName::Other && self.repeated & (1 << name as u64) != 0
     }
 
     /// Every value of a header, across lines and commas: for list headers
@@ -640,7 +658,8 @@ impl<'a> Message<'a> {
         let v = self
             .header_value(HeaderName::CallId)
             .ok_or(SipError::MissingHeader(HeaderName::CallId))?;
-        if v.is_empty() || v.iter().any(|&b| scan::is_lws(b) || !b.is_ascii_graphic()) {
+        // Graphic excludes LWS; no early exit, the scan vectorises.
+        if v.is_empty() || !v.iter().fold(true, |ok, b| ok & b.is_ascii_graphic()) {
             return Err(SipError::BadHeader(HeaderName::CallId));
         }
         Ok(v)

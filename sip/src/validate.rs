@@ -105,7 +105,7 @@ fn check_single(m: &Message<'_>) -> Result<(), SipError> {
         HeaderName::CSeq,
         HeaderName::MaxForwards,
     ] {
-        if m.headers_named(name).nth(1).is_some() {
+        if m.is_repeated(name) {
             return Err(SipError::DuplicateHeader(name));
         }
     }
