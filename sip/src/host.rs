@@ -72,30 +72,28 @@ pub fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
     if s.len() < 7 || s.len() > 15 {
         return None;
     }
+    // Digits accumulate without a per-digit limit (15 bytes fit a u64);
+    // each octet's digit count and value are checked at its end.
     let mut octets = [0u8; 4];
-    let (mut n, mut v, mut digits) = (0usize, 0u16, 0u8);
+    let (mut n, mut v, mut digits) = (0usize, 0u64, 0u32);
     for &b in s {
-        if b == b'.' {
-            if digits == 0 {
-                return None;
-            }
-            *octets.get_mut(n)? = u8::try_from(v).ok()?;
+        let d = b.wrapping_sub(b'0');
+        if d < 10 {
+            v = v * 10 + u64::from(d);
+            digits += 1;
+        } else if b == b'.' && (1..=3).contains(&digits) && v <= 255 {
+            *octets.get_mut(n)? = v as u8;
             n += 1;
             v = 0;
             digits = 0;
         } else {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 || digits == 3 {
-                return None;
-            }
-            v = v * 10 + u16::from(d);
-            digits += 1;
+            return None;
         }
     }
-    if digits == 0 || n != 3 {
+    if n != 3 || !(1..=3).contains(&digits) || v > 255 {
         return None;
     }
-    octets[3] = u8::try_from(v).ok()?;
+    octets[3] = v as u8;
     Some(Ipv4Addr::from(octets))
 }
 

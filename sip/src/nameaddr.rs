@@ -71,7 +71,7 @@ impl<'a> NameAddr<'a> {
             if !scan::is_token_str(p.name) {
                 return None;
             }
-            if tag.is_none() && scan::eq_ic(p.name, b"tag") {
+            if tag.is_none() && scan::token_eq_ic(p.name, b"tag") {
                 tag = Some(p.value);
             }
         }

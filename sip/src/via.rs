@@ -97,8 +97,11 @@ impl<'a> Via<'a> {
         let raw = scan::trim(v);
         // Nearly every Via starts `SIP/2.0/`, for which the general
         // sent-protocol rule below yields the same parts.
+        let sip20 = raw
+            .first_chunk::<8>()
+            .is_some_and(|w| u64::from_le_bytes(*w) == u64::from_le_bytes(*b"SIP/2.0/"));
         let (protocol_name, protocol_version, rest) = match raw.get(..8) {
-            Some(b"SIP/2.0/") => (&raw[..3], &raw[4..7], &raw[8..]),
+            Some(_) if sip20 => (&raw[..3], &raw[4..7], &raw[8..]),
             _ => {
                 let (name, rest) = proto_part(raw)?;
                 let (version, rest) = proto_part(rest)?;
@@ -150,30 +153,30 @@ impl<'a> Via<'a> {
             }
             // The names a proxy acts on, told apart by length first.
             match p.name.len() {
-                6 if eq_ic(p.name, b"branch") => {
+                6 if scan::token_eq_ic(p.name, b"branch") => {
                     let b = p.value.filter(|b| is_token_str(b))?;
                     via.branch = Some(b);
                 }
-                8 if eq_ic(p.name, b"received") => {
+                8 if scan::token_eq_ic(p.name, b"received") => {
                     let r = p.value?;
                     // RFC 3261 §20.42: an IPv4 or IPv6 address (RFC 5118
                     // allows the bracketless IPv6 form as well).
                     crate::host::parse_ip(r)?;
                     via.received = Some(r);
                 }
-                5 if eq_ic(p.name, b"rport") => {
+                5 if scan::token_eq_ic(p.name, b"rport") => {
                     via.rport_param = Some(p);
                     via.rport = Some(match p.value {
                         None | Some(b"") => None,
                         Some(v) => Some(parse_port(v)?),
                     });
                 }
-                5 if eq_ic(p.name, b"maddr") => {
+                5 if scan::token_eq_ic(p.name, b"maddr") => {
                     let m = p.value?;
                     parse_host(m)?;
                     via.maddr = Some(m);
                 }
-                3 if eq_ic(p.name, b"ttl") => {
+                3 if scan::token_eq_ic(p.name, b"ttl") => {
                     let t = scan::parse_u32(p.value?, 3)?;
                     via.ttl = Some(u8::try_from(t).ok()?);
                 }
