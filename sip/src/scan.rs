@@ -108,6 +108,10 @@ pub fn find_of<const N: usize>(s: &[u8], from: usize, set: [u8; N]) -> Option<us
 /// allowed, as RFC 4475 §3.1.1.1 `wsinv` requires: `Max-Forwards: 0068`).
 /// Surrounding LWS is ignored.
 pub fn parse_u32(s: &[u8], max_digits: usize) -> Option<u32> {
+    // Nearly always: a few digits, no LWS, no leading zero to skip.
+    if !s.is_empty() && s.len() <= max_digits.min(9) && s.iter().all(u8::is_ascii_digit) {
+        return Some(s.iter().fold(0, |v, &b| v * 10 + u32::from(b - b'0')));
+    }
     let s = trim(s);
     if s.is_empty() || s.len() > max_digits + 16 {
         return None;
@@ -145,7 +149,7 @@ pub fn quoted_end(s: &[u8]) -> Option<usize> {
 /// quoted strings or `<...>` do not split. Yields each element untrimmed.
 /// An unbalanced quote or bracket makes the rest of the value one element,
 /// which the typed view then rejects.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct CommaSplit<'a> {
     rest: Option<&'a [u8]>,
 }
