@@ -330,6 +330,9 @@ pub struct ReplyOptions<'r> {
     pub source: Option<(IpAddr, u16)>,
     /// Extra header lines, each without CRLF (e.g. `Retry-After: 5`).
     pub headers: &'r [&'r str],
+    /// The request's top Via when the caller has it decoded already
+    /// (validation does); otherwise it is decoded here.
+    pub top_via: Option<&'r Via<'r>>,
 }
 
 /// Builds a stateless reply to `req` into `out` (RFC 3261 §8.2.6): status
@@ -351,7 +354,14 @@ pub fn build_reply(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let top = req.top_via()?;
+    let decoded;
+    let top = match opts.top_via {
+        Some(v) => v,
+        None => {
+            decoded = req.top_via()?;
+            &decoded
+        }
+    };
     let top_span = Span::of(buf, top.raw);
     for h in req.headers_named(HeaderName::Via) {
         out.extend_from_slice(b"Via: ");
@@ -365,7 +375,7 @@ pub fn build_reply(
                 let cut = (top_span.end - vs.start) as usize;
                 let (local, rest) = v.split_at(cut.min(v.len()));
                 let mut pos = 0;
-                for (span, fill) in via_received_changes(&top, buf, vs.start as usize, src, port)
+                for (span, fill) in via_received_changes(top, buf, vs.start as usize, src, port)
                     .into_iter()
                     .flatten()
                 {
@@ -589,6 +599,15 @@ CSeq: 1 INVITE\r\n\
 Retry-After: 5\r\n\
 Content-Length: 0\r\n\r\n";
         assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
+        // The same with the top Via decoded by the caller.
+        let top = m.top_via().unwrap();
+        let mut again = Vec::new();
+        let with_via = ReplyOptions {
+            top_via: Some(&top),
+            ..opts
+        };
+        build_reply(&m, StatusCode::SERVICE_UNAVAILABLE, &with_via, &mut again).unwrap();
+        assert_eq!(again, out);
         let r = Message::parse(&out).unwrap();
         assert_eq!(r.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
         // 100 Trying gets no To-tag (§8.2.6.2).
