@@ -102,6 +102,35 @@ impl Edits {
         self.push(span, &[]);
     }
 
+    /// Insert the concatenation of `parts` before `at`, as one edit (a
+    /// header line from its pieces, without a `String` in between).
+    pub fn insert_parts(&mut self, at: usize, parts: &[&[u8]]) {
+        self.replace_with(Span::new(at, at), |arena| {
+            for p in parts {
+                arena.extend_from_slice(p);
+            }
+        });
+    }
+
+    /// Replace `span` by the bytes `write` appends to the arena.
+    #[inline]
+    pub fn replace_with(&mut self, span: Span, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.arena.len();
+        write(&mut self.arena);
+        let seq = self.list.len() as u32;
+        self.list.push(Edit {
+            span,
+            data: Span::new(start, self.arena.len()),
+            seq,
+        });
+    }
+
+    /// Insert the bytes `write` appends to the arena before `at`.
+    #[inline]
+    pub fn insert_with(&mut self, at: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        self.replace_with(Span::new(at, at), write);
+    }
+
     /// Replace `span` by formatted text (for numbers and addresses), without
     /// an intermediate `String`.
     pub fn replace_fmt(&mut self, span: Span, args: fmt::Arguments<'_>) {
@@ -124,8 +153,10 @@ impl Edits {
 
     /// Size of the output once applied to an original of `orig_len` bytes.
     pub fn output_len(&self, orig_len: usize) -> usize {
-        let added: usize = self.list.iter().map(|e| e.data.len()).sum();
-        let removed: usize = self.list.iter().map(|e| e.span.len()).sum();
+        let (added, removed) = self
+            .list
+            .iter()
+            .fold((0, 0), |(a, r), e| (a + e.data.len(), r + e.span.len()));
         orig_len + added - removed.min(orig_len + added)
     }
 
@@ -134,8 +165,16 @@ impl Edits {
     /// the order they were recorded in and come before a replacement or
     /// deletion starting there. Overlapping edits are refused.
     pub fn apply(&mut self, orig: &[u8], out: &mut Vec<u8>) -> Result<(), EditError> {
-        self.list
-            .sort_unstable_by_key(|e| (e.span.start, e.span.end > e.span.start, e.seq));
+        // The order as one integer: offset, insertion before replacement,
+        // then recording order.
+        let key = |e: &Edit| {
+            (u64::from(e.span.start) << 32)
+                | (u64::from(e.span.end > e.span.start) << 31)
+                | u64::from(e.seq & 0x7fff_ffff)
+        };
+        if !self.list.is_sorted_by_key(key) {
+            self.list.sort_unstable_by_key(key);
+        }
         out.reserve(self.output_len(orig.len()));
         let mut pos = 0usize;
         let mut prev: Option<Span> = None;

@@ -38,36 +38,63 @@ pub fn is_hostname(s: &[u8]) -> bool {
     if s.is_empty() || s.len() > 255 {
         return false;
     }
-    let mut last_label: &[u8] = &[];
-    for label in s.split(|&b| b == b'.') {
-        let ok = !label.is_empty()
-            && label
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
-            && label.first() != Some(&b'-')
-            && label.last() != Some(&b'-');
-        if !ok {
-            return false;
+    // Letters and digits take one table load; `.` and `-` look at the byte
+    // before them (a label neither empty nor starting or ending with `-`).
+    let mut last_label = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if ALNUM[usize::from(b)] {
+            continue;
         }
-        last_label = label;
+        let prev = if i == 0 { b'.' } else { s[i - 1] };
+        match b {
+            b'.' if ALNUM[usize::from(prev)] => last_label = i + 1,
+            b'-' if prev != b'.' => {}
+            _ => return false,
+        }
     }
-    last_label.first().is_some_and(u8::is_ascii_alphabetic)
+    s.last().is_some_and(|&b| ALNUM[usize::from(b)])
+        && s.get(last_label).is_some_and(u8::is_ascii_alphabetic)
 }
+
+static ALNUM: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_alphanumeric();
+        i += 1;
+    }
+    t
+};
 
 /// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, each
 /// octet at most 255 (leading zeros are decimal, unlike std's parser).
 pub fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    if s.len() < 7 || s.len() > 15 {
+        return None;
+    }
+    // Digits accumulate without a per-digit limit (15 bytes fit a u64);
+    // each octet's digit count and value are checked at its end.
     let mut octets = [0u8; 4];
-    let mut n = 0;
-    for part in s.split(|&b| b == b'.') {
-        if part.is_empty() || part.len() > 3 || !part.iter().all(u8::is_ascii_digit) {
+    let (mut n, mut v, mut digits) = (0usize, 0u64, 0u32);
+    for &b in s {
+        let d = b.wrapping_sub(b'0');
+        if d < 10 {
+            v = v * 10 + u64::from(d);
+            digits += 1;
+        } else if b == b'.' && (1..=3).contains(&digits) && v <= 255 {
+            *octets.get_mut(n)? = v as u8;
+            n += 1;
+            v = 0;
+            digits = 0;
+        } else {
             return None;
         }
-        let v = part.iter().fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'));
-        *octets.get_mut(n)? = u8::try_from(v).ok()?;
-        n += 1;
     }
-    (n == 4).then(|| Ipv4Addr::from(octets))
+    if n != 3 || !(1..=3).contains(&digits) || v > 255 {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// An IPv6 address without brackets.
@@ -180,6 +207,52 @@ mod tests {
         assert!(matches!(parse_ip(b"2001:db8::1"), Some(IpAddr::V6(_))));
         assert!(matches!(parse_ip(b"[2001:db8::1]"), Some(IpAddr::V6(_))));
         assert_eq!(parse_ip(b"example.com"), None);
+    }
+
+    // The byte-loop versions above replaced these; they must agree.
+    fn reference_is_hostname(s: &[u8]) -> bool {
+        let s = s.strip_suffix(b".").unwrap_or(s);
+        if s.is_empty() || s.len() > 255 {
+            return false;
+        }
+        let mut last_label: &[u8] = &[];
+        for label in s.split(|&b| b == b'.') {
+            let ok = !label.is_empty()
+                && label
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.first() != Some(&b'-')
+                && label.last() != Some(&b'-');
+            if !ok {
+                return false;
+            }
+            last_label = label;
+        }
+        last_label.first().is_some_and(u8::is_ascii_alphabetic)
+    }
+
+    fn reference_parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+        let mut octets = [0u8; 4];
+        let mut n = 0;
+        for part in s.split(|&b| b == b'.') {
+            if part.is_empty() || part.len() > 3 || !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let v = part.iter().fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'));
+            *octets.get_mut(n)? = u8::try_from(v).ok()?;
+            n += 1;
+        }
+        (n == 4).then(|| Ipv4Addr::from(octets))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_host_checks_agree_with_label_splitting(
+            s in "[a-z0-9.\\-_]{0,20}|[0-9.]{0,17}|[0-9]{1,4}(\\.[0-9]{1,4}){0,5}\\.?"
+        ) {
+            proptest::prop_assert_eq!(is_hostname(s.as_bytes()), reference_is_hostname(s.as_bytes()));
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), reference_parse_ipv4(s.as_bytes()));
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! | [`framing`] | stream (TCP/TLS) message boundaries |
 //! | [`sdp`] | the SDP view for media rewriting |
 //! | [`scan`], [`span`] | byte-level scanning and ranges |
+//! | [`text`] | numbers and addresses written without `core::fmt` |
 
 pub mod cseq;
 pub mod edit;
@@ -31,6 +32,7 @@ pub mod params;
 pub mod scan;
 pub mod sdp;
 pub mod span;
+pub mod text;
 pub mod transport;
 pub mod uri;
 pub mod validate;

@@ -119,6 +119,7 @@ pub enum StartLine {
 }
 
 const NONE: u16 = u16::MAX;
+const _: () = assert!(HeaderName::COUNT <= 64, "Message::repeated is a u64");
 
 /// A parsed message: the buffer it borrows and the index into it.
 #[derive(Clone, Debug)]
@@ -130,10 +131,50 @@ pub struct Message<'a> {
     headers: SmallVec<[Header; INLINE_HEADERS]>,
     /// Index in `headers` of the first line of each well-known name.
     first: [u16; HeaderName::COUNT],
+    /// Bit `name as u8` set when a well-known name has more than one line:
+    /// the lookups of names that appear once stop at their first line.
+    repeated: u64,
     /// Offset of the empty line that ends the headers.
     headers_end: u32,
     body: Span,
     content_length: Option<u32>,
+}
+
+/// The iterator behind [`Message::values`]: one struct instead of a chain
+/// of adapters, since every view (Via, Contact, Route...) walks it.
+struct Values<'m, 'a> {
+    buf: &'a [u8],
+    lines: std::slice::Iter<'m, Header>,
+    name: HeaderName,
+    list: bool,
+    /// The elements left on the current line (list headers).
+    split: CommaSplit<'a>,
+}
+
+impl<'a> Iterator for Values<'_, 'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            for e in self.split.by_ref() {
+                let e = scan::trim(e);
+                if !e.is_empty() {
+                    return Some(e);
+                }
+            }
+            let name = self.name;
+            let h = self.lines.find(|h| h.name == name)?;
+            let v = h.value().get(self.buf);
+            if self.list {
+                self.split = CommaSplit::new(v);
+            } else {
+                let v = scan::trim(v);
+                if !v.is_empty() {
+                    return Some(v);
+                }
+            }
+        }
+    }
 }
 
 /// Finds the next line feed at or after `from`. Header lines are short
@@ -346,6 +387,7 @@ impl<'a> Message<'a> {
         let mut spill: Vec<Header> = Vec::new();
         let mut count = 0usize;
         let mut first = [NONE; HeaderName::COUNT];
+        let mut repeated = 0u64;
         let mut content_length: Option<u32> = None;
         let headers_end;
         loop {
@@ -430,8 +472,12 @@ impl<'a> Message<'a> {
                     (None, _) => return Err(SipError::BadHeader(HeaderName::ContentLength)),
                 }
             }
-            if name != HeaderName::Other && first[name as usize] == NONE {
-                first[name as usize] = count as u16;
+            if name != HeaderName::Other {
+                if first[name as usize] == NONE {
+                    first[name as usize] = count as u16;
+                } else {
+                    repeated |= 1 << name as u64;
+                }
             }
             if line_after - line_start > usize::from(u16::MAX) {
                 return Err(SipError::LineTooLong);
@@ -475,6 +521,7 @@ impl<'a> Message<'a> {
             start_span,
             headers,
             first,
+            repeated,
             headers_end: headers_end as u32,
             body: Span::new(body_start, body_start + body_len),
             content_length,
@@ -599,16 +646,15 @@ impl<'a> Message<'a> {
 
     /// Every header line with this name, in order.
     pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &Header> + '_ {
-        let from = match self.first[name as usize] {
-            NONE if name != HeaderName::Other => self.headers.len(),
-            NONE => 0,
-            i => i as usize,
-        };
-        self.headers
-            .get(from..)
-            .unwrap_or(&[])
+        self.lines_named(name)
             .iter()
             .filter(move |h| h.name == name)
+    }
+
+    /// True when a well-known header has more than one line (RFC 3261
+    /// §7.3.1: only list headers may). Always false for `Other`.
+    pub fn is_repeated(&self, name: HeaderName) -> bool {
+        name != HeaderName::Other && self.repeated & (1 << name as u64) != 0
     }
 
     /// Every value of a header, across lines and commas: for list headers
@@ -616,16 +662,26 @@ impl<'a> Message<'a> {
     /// quotes and `<...>` respected (RFC 3261 §7.3.1); for other headers each
     /// line's whole value. Elements are trimmed.
     pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let buf = self.buf;
-        let list = name.is_list();
-        self.headers_named(name).flat_map(move |h| {
-            let v = h.value().get(buf);
-            let mut split = CommaSplit::new(v);
-            let mut whole = Some(v);
-            std::iter::from_fn(move || if list { split.next() } else { whole.take() })
-                .map(scan::trim)
-                .filter(|e| !e.is_empty())
-        })
+        Values {
+            buf: self.buf,
+            lines: self.lines_named(name).iter(),
+            name,
+            list: name.is_list(),
+            split: CommaSplit::default(),
+        }
+    }
+
+    /// The header lines from the first `name` line to the last one that
+    /// can be a `name` line (the rest of the list when the name repeats).
+    fn lines_named(&self, name: HeaderName) -> &[Header] {
+        let len = self.headers.len();
+        let (from, to) = match self.first[name as usize] {
+            NONE if name != HeaderName::Other => (len, len),
+            NONE => (0, len),
+            i if !self.is_repeated(name) => (i as usize, i as usize + 1),
+            i => (i as usize, len),
+        };
+        self.headers.get(from..to).unwrap_or(&[])
     }
 
     /// Content-Length when present (already validated by the parser).
@@ -640,7 +696,8 @@ impl<'a> Message<'a> {
         let v = self
             .header_value(HeaderName::CallId)
             .ok_or(SipError::MissingHeader(HeaderName::CallId))?;
-        if v.is_empty() || v.iter().any(|&b| scan::is_lws(b) || !b.is_ascii_graphic()) {
+        // Graphic excludes LWS; no early exit, the scan vectorises.
+        if v.is_empty() || !v.iter().fold(true, |ok, b| ok & b.is_ascii_graphic()) {
             return Err(SipError::BadHeader(HeaderName::CallId));
         }
         Ok(v)

@@ -18,6 +18,9 @@ pub struct NameAddr<'a> {
     pub bracketed: bool,
     /// Header parameters (after the URI or `>`), e.g. `tag`, `expires`, `q`.
     pub params: Params<'a>,
+    /// The first `tag` parameter's value, found while the parameters are
+    /// checked (From and To are read for it on every request).
+    tag: Option<&'a [u8]>,
 }
 
 /// RFC 3261 §25.1 `display-name = *(token LWS) / quoted-string`, unquoted form.
@@ -32,16 +35,16 @@ impl<'a> NameAddr<'a> {
             let q = quoted_end(raw)?;
             let after = scan::trim_start(&raw[q..]);
             let inner = after.strip_prefix(b"<")?;
-            let close = inner.iter().position(|&b| b == b'>')?;
+            let close = scan::find_of(inner, 0, [b'>'])?;
             (Some(&raw[..q]), &inner[..close], &inner[close + 1..], true)
-        } else if let Some(lt) = raw.iter().position(|&b| b == b'<') {
+        } else if let Some(lt) = scan::find_of(raw, 0, [b'<']) {
             let display = scan::trim(&raw[..lt]);
             if !is_token_display(display) {
                 // e.g. an unquoted comma (RFC 4475 §3.1.2.16 baddn).
                 return None;
             }
             let inner = &raw[lt + 1..];
-            let close = inner.iter().position(|&b| b == b'>')?;
+            let close = scan::find_of(inner, 0, [b'>'])?;
             let display = (!display.is_empty()).then_some(display);
             (display, &inner[..close], &inner[close + 1..], true)
         } else {
@@ -63,7 +66,16 @@ impl<'a> NameAddr<'a> {
         }
         let params = Params::new(rest);
         let mut it = params.into_iter();
-        if it.by_ref().any(|p| !scan::is_token_str(p.name)) || it.broken {
+        let mut tag = None;
+        for p in &mut it {
+            if !scan::is_token_str(p.name) {
+                return None;
+            }
+            if tag.is_none() && scan::token_eq_ic(p.name, b"tag") {
+                tag = Some(p.value);
+            }
+        }
+        if it.broken {
             return None;
         }
         // No LWS inside the brackets (RFC 4475 §3.1.2.14 badaspec).
@@ -80,12 +92,13 @@ impl<'a> NameAddr<'a> {
             uri,
             bracketed,
             params,
+            tag: tag.flatten(),
         })
     }
 
     /// The `tag` parameter (RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.value(b"tag").flatten()
+        self.tag
     }
 
     /// The `expires` parameter of a Contact (RFC 3261 §20.10).
@@ -131,6 +144,8 @@ pub fn parse_qvalue(v: &[u8]) -> Option<u16> {
 
 /// One Contact value: `*` or an address (RFC 3261 §20.10).
 #[derive(Clone, Debug)]
+// Boxing the address would allocate per Contact; the views allocate nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Contact<'a> {
     Star,
     Addr(NameAddr<'a>),

@@ -2,7 +2,7 @@
 //! used by Via, From/To, Contact, Route and URIs. LWS around `;` and `=` is
 //! allowed; values may be tokens, hosts or quoted strings.
 
-use super::scan::{eq_ic, quoted_end, trim};
+use super::scan::{eq_ic, find_of, is_lws, quoted_end, trim};
 
 /// One parameter: its name and its value when it has one (`;lr` has none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,37 +79,49 @@ impl<'a> Iterator for ParamIter<'a> {
     type Item = Param<'a>;
 
     fn next(&mut self) -> Option<Param<'a>> {
+        let s = self.rest;
+        let mut i = 0;
         loop {
-            let s = trim(self.rest);
-            let s = s.strip_prefix(b";").unwrap_or(s);
-            if trim(s).is_empty() {
+            // LWS, one `;`, LWS: the element starts at the next byte.
+            while s.get(i).is_some_and(|&b| is_lws(b)) {
+                i += 1;
+            }
+            if s.get(i) == Some(&b';') {
+                i += 1;
+            }
+            while s.get(i).is_some_and(|&b| is_lws(b)) {
+                i += 1;
+            }
+            if i >= s.len() {
                 self.rest = &[];
                 return None;
             }
-            // Element ends at the next `;` outside a quoted string.
-            let mut i = 0;
+            // Element ends at the next `;` outside a quoted string; the
+            // first `=` splits it.
+            let start = i;
             let mut eq = None;
-            while i < s.len() {
-                match s[i] {
-                    b'"' => match quoted_end(&s[i..]) {
-                        Some(n) => {
-                            i += n;
-                            continue;
-                        }
+            let end = loop {
+                let Some(p) = find_of(s, i, [b';', b'"', b'=']) else {
+                    break s.len();
+                };
+                match s[p] {
+                    b'"' => match quoted_end(&s[p..]) {
+                        Some(n) => i = p + n,
                         None => {
                             self.broken = true;
                             self.rest = &[];
                             return None;
                         }
                     },
-                    b'=' if eq.is_none() => eq = Some(i),
-                    b';' => break,
-                    _ => {}
+                    b'=' => {
+                        eq = eq.or(Some(p - start));
+                        i = p + 1;
+                    }
+                    _ => break p,
                 }
-                i += 1;
-            }
-            let elem = &s[..i];
-            self.rest = &s[i..];
+            };
+            let elem = &s[start..end];
+            i = end;
             let (name, value) = match eq {
                 Some(e) => (trim(&elem[..e]), Some(trim(&elem[e + 1..]))),
                 None => (trim(elem), None),
@@ -118,6 +130,7 @@ impl<'a> Iterator for ParamIter<'a> {
                 // `;;` : an empty element; skip it.
                 continue;
             }
+            self.rest = &s[end..];
             return Some(Param { name, value });
         }
     }
@@ -143,6 +156,76 @@ mod tests {
         let v: Vec<_> = p.into_iter().collect();
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].value, Some(&br#""a;b""#[..]));
+    }
+
+    /// The iterator before it searched 16 bytes at a time: they must agree.
+    struct ReferenceIter<'a> {
+        rest: &'a [u8],
+        broken: bool,
+    }
+
+    impl<'a> Iterator for ReferenceIter<'a> {
+        type Item = Param<'a>;
+
+        fn next(&mut self) -> Option<Param<'a>> {
+            loop {
+                let s = trim(self.rest);
+                let s = s.strip_prefix(b";").unwrap_or(s);
+                if trim(s).is_empty() {
+                    self.rest = &[];
+                    return None;
+                }
+                // Element ends at the next `;` outside a quoted string.
+                let mut i = 0;
+                let mut eq = None;
+                while i < s.len() {
+                    match s[i] {
+                        b'"' => match quoted_end(&s[i..]) {
+                            Some(n) => {
+                                i += n;
+                                continue;
+                            }
+                            None => {
+                                self.broken = true;
+                                self.rest = &[];
+                                return None;
+                            }
+                        },
+                        b'=' if eq.is_none() => eq = Some(i),
+                        b';' => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                let elem = &s[..i];
+                self.rest = &s[i..];
+                let (name, value) = match eq {
+                    Some(e) => (trim(&elem[..e]), Some(trim(&elem[e + 1..]))),
+                    None => (trim(elem), None),
+                };
+                if name.is_empty() && value.is_none() {
+                    // `;;` : an empty element; skip it.
+                    continue;
+                }
+                return Some(Param { name, value });
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn block_search_agrees_with_the_byte_loop(s in "[ab;= \"\\\\\r\n]{0,40}") {
+            let mut a = Params::new(s.as_bytes()).into_iter();
+            let mut b = ReferenceIter { rest: s.as_bytes(), broken: false };
+            loop {
+                let (x, y) = (a.next(), b.next());
+                proptest::prop_assert_eq!(x, y);
+                proptest::prop_assert_eq!(a.broken, b.broken);
+                if x.is_none() {
+                    break;
+                }
+            }
+        }
     }
 
     #[test]

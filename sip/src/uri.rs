@@ -8,12 +8,12 @@
 
 use core::fmt;
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
 use super::host;
 pub use super::host::Host;
 use super::params::Params;
-use super::scan::{eq_ic, is_lws, trim};
+use super::scan::{eq_ic, find_of, is_lws, trim};
 
 /// The URI scheme, matched case-insensitively.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -199,8 +199,54 @@ fn decode_at(s: &[u8], i: &mut usize) -> Option<Result<(u8, bool), ()>> {
     }
 }
 
+/// Character classes as bits of [`CLASS`]: one table load per byte instead
+/// of a chain of range tests.
+const USER: u8 = 1;
+const PASSWORD: u8 = 2;
+const PARAM: u8 = 4;
+const HEADER: u8 = 8;
+/// LWS, `<` and `>`: never inside a URI (checked once over the whole URI).
+const NOT_IN_URI: u8 = 16;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut c = 0;
+        if is_user_char(b) {
+            c |= USER;
+        }
+        if is_password_char(b) {
+            c |= PASSWORD;
+        }
+        if is_param_char(b) {
+            c |= PARAM;
+        }
+        if is_header_char(b) {
+            c |= HEADER;
+        }
+        if is_lws(b) || b == b'<' || b == b'>' {
+            c |= NOT_IN_URI;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+/// [`check_escaped`] for one class of [`CLASS`]: most parts have no escape
+/// at all, and one AND per byte settles them.
+#[inline]
+fn check_class(s: &[u8], class: u8, err: UriError) -> Result<(), UriError> {
+    if s.iter().fold(class, |ok, &b| ok & CLASS[usize::from(b)]) != 0 {
+        return Ok(());
+    }
+    check_escaped(s, |b| CLASS[usize::from(b)] & class != 0, err)
+}
+
 /// Checks that `s` holds only `allowed` characters and well-formed escapes.
-fn check_escaped(s: &[u8], allowed: fn(u8) -> bool, err: UriError) -> Result<(), UriError> {
+fn check_escaped(s: &[u8], allowed: impl Fn(u8) -> bool, err: UriError) -> Result<(), UriError> {
     let mut i = 0;
     while let Some(&b) = s.get(i) {
         if b == b'%' {
@@ -395,10 +441,10 @@ fn check_params(raw: &[u8], tel: bool) -> Result<(), UriError> {
                 return Err(UriError::BadParams);
             }
         } else {
-            check_escaped(name, is_param_char, UriError::BadParams)?;
+            check_class(name, PARAM, UriError::BadParams)?;
         }
         if let Some(v) = value {
-            check_escaped(v, is_param_char, UriError::BadParams)?;
+            check_class(v, PARAM, UriError::BadParams)?;
         }
     }
     Ok(())
@@ -419,8 +465,8 @@ fn check_headers(raw: &[u8]) -> Result<(), UriError> {
         if name.is_empty() {
             return Err(UriError::BadHeaders);
         }
-        check_escaped(name, is_header_char, UriError::BadHeaders)?;
-        check_escaped(value, is_header_char, UriError::BadHeaders)?;
+        check_class(name, HEADER, UriError::BadHeaders)?;
+        check_class(value, HEADER, UriError::BadHeaders)?;
     }
     Ok(())
 }
@@ -452,8 +498,10 @@ impl<'a> Uri<'a> {
         if s.is_empty() {
             return Err(UriError::Empty);
         }
+        // One pass tells whether the LWS and `<>` checks below can fail.
+        let clean = s.iter().fold(0, |acc, &b| acc | CLASS[usize::from(b)]) & NOT_IN_URI == 0;
         // RFC 4475 §3.1.2.8 lwsruri: no LWS anywhere inside.
-        if s.iter().any(|&b| is_lws(b)) {
+        if !clean && s.iter().any(|&b| is_lws(b)) {
             return Err(UriError::Whitespace);
         }
         let colon = s
@@ -466,7 +514,7 @@ impl<'a> Uri<'a> {
             return Err(UriError::BadScheme);
         }
         let rest = s.get(colon + 1..).unwrap_or(&[]);
-        if rest.iter().any(|&b| b == b'<' || b == b'>') {
+        if !clean && rest.iter().any(|&b| b == b'<' || b == b'>') {
             return Err(UriError::TrailingGarbage);
         }
         let scheme = if eq_ic(scheme_raw, b"sip") {
@@ -521,7 +569,7 @@ impl<'a> Uri<'a> {
         // host, parameters and headers must all escape it. So the first
         // '@' ends the userinfo, even when ';' or '?' come before it
         // (RFC 4475 §3.1.1.9 semiuri, §3.1.1.2 intmeth).
-        let after = match memchr(b'@', rest) {
+        let after = match find_of(rest, 0, [b'@']) {
             Some(at) => {
                 let userinfo = rest.get(..at).unwrap_or(&[]);
                 let (user, password) = match userinfo.iter().position(|&b| b == b':') {
@@ -534,9 +582,9 @@ impl<'a> Uri<'a> {
                 if user.is_empty() {
                     return Err(UriError::BadUser);
                 }
-                check_escaped(user, is_user_char, UriError::BadUser)?;
+                check_class(user, USER, UriError::BadUser)?;
                 if let Some(p) = password {
-                    check_escaped(p, is_password_char, UriError::BadPassword)?;
+                    check_class(p, PASSWORD, UriError::BadPassword)?;
                 }
                 self.user = Some(user);
                 self.password = password;
@@ -544,13 +592,13 @@ impl<'a> Uri<'a> {
             }
             None => rest,
         };
-        let hp_end = memchr2(b';', b'?', after).unwrap_or(after.len());
+        let hp_end = find_of(after, 0, [b';', b'?']).unwrap_or(after.len());
         let (hostport, tail) = after.split_at(hp_end);
         let (host, host_raw, port) = parse_hostport(hostport)?;
         self.host = Some(host);
         self.host_raw = host_raw;
         self.port = port;
-        let (params, headers) = match memchr(b'?', tail) {
+        let (params, headers) = match find_of(tail, 0, [b'?']) {
             Some(q) => (
                 tail.get(..q).unwrap_or(&[]),
                 Some(tail.get(q + 1..).unwrap_or(&[])),

@@ -9,7 +9,7 @@ use super::header::HeaderName;
 use super::message::Message;
 use super::method::Method;
 use super::nameaddr::NameAddr;
-use super::scan::{trim, CommaSplit};
+use super::scan::{find_of, trim, CommaSplit};
 use super::uri::{Scheme, Uri};
 use super::via::Via;
 
@@ -105,7 +105,7 @@ fn check_single(m: &Message<'_>) -> Result<(), SipError> {
         HeaderName::CSeq,
         HeaderName::MaxForwards,
     ] {
-        if m.headers_named(name).nth(1).is_some() {
+        if m.is_repeated(name) {
             return Err(SipError::DuplicateHeader(name));
         }
     }
@@ -115,19 +115,41 @@ fn check_single(m: &Message<'_>) -> Result<(), SipError> {
 /// List headers are `1#element` (RFC 3261 §7.3.1, §25.1): an empty line or
 /// an empty element between commas is malformed (RFC 4475 §3.1.2.1 badinv01).
 fn no_empty_elements(m: &Message<'_>) -> Result<(), SipError> {
-    for name in [
+    const LISTS: [HeaderName; 4] = [
         HeaderName::Via,
         HeaderName::Route,
         HeaderName::RecordRoute,
         HeaderName::Contact,
-    ] {
-        for h in m.headers_named(name) {
-            if CommaSplit::new(m.slice(h.value())).any(|e| trim(e).is_empty()) {
-                return Err(SipError::BadHeader(name));
-            }
+    ];
+    let is_list = |n: HeaderName| LISTS.contains(&n);
+    // One pass over the lines; the error names the first header of LISTS
+    // that fails, as the checks run in that order.
+    let bad = m
+        .headers()
+        .iter()
+        .any(|h| is_list(h.name) && has_empty_element(m.slice(h.value())));
+    if !bad {
+        return Ok(());
+    }
+    for name in LISTS {
+        if m.headers_named(name)
+            .any(|h| has_empty_element(m.slice(h.value())))
+        {
+            return Err(SipError::BadHeader(name));
         }
     }
     Ok(())
+}
+
+/// An empty line, or an empty element between commas. The index trims LWS
+/// around a value: without a comma, the one element is empty exactly when
+/// the value is.
+fn has_empty_element(v: &[u8]) -> bool {
+    if find_of(v, 0, [b',']).is_none() {
+        v.is_empty()
+    } else {
+        CommaSplit::new(v).any(|e| trim(e).is_empty())
+    }
 }
 
 /// Validates a response before it is routed upstream: it needs a top Via to

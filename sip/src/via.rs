@@ -2,7 +2,7 @@
 
 use super::host::{parse_host, parse_port, split_host_port, Host};
 use super::params::Params;
-use super::scan::{self, eq_ic, is_token_str};
+use super::scan::{self, is_token_str};
 use super::transport::Transport;
 
 /// The RFC 3261 §8.1.1.7 magic cookie that starts a compliant branch.
@@ -46,8 +46,19 @@ impl<'a> Via<'a> {
     /// Parses one Via value (one element of a comma-separated Via header).
     pub fn parse(v: &'a [u8]) -> Option<Via<'a>> {
         let raw = scan::trim(v);
-        let (protocol_name, rest) = proto_part(raw)?;
-        let (protocol_version, rest) = proto_part(rest)?;
+        // Nearly every Via starts `SIP/2.0/`, for which the general
+        // sent-protocol rule below yields the same parts.
+        let sip20 = raw
+            .first_chunk::<8>()
+            .is_some_and(|w| u64::from_le_bytes(*w) == u64::from_le_bytes(*b"SIP/2.0/"));
+        let (protocol_name, protocol_version, rest) = match raw.get(..8) {
+            Some(_) if sip20 => (&raw[..3], &raw[4..7], &raw[8..]),
+            _ => {
+                let (name, rest) = proto_part(raw)?;
+                let (version, rest) = proto_part(rest)?;
+                (name, version, rest)
+            }
+        };
         let rest = scan::trim_start(rest);
         let t_end = rest.iter().position(|&b| !scan::is_token(b))?;
         let transport_raw = &rest[..t_end];
@@ -59,7 +70,7 @@ impl<'a> Via<'a> {
         if !rest.first().is_some_and(|&b| scan::is_lws(b)) {
             return None;
         }
-        let semi = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+        let semi = scan::find_of(rest, 0, [b';']).unwrap_or(rest.len());
         let sent_by = scan::trim(&rest[..semi]);
         let params = Params::new(&rest[semi..]);
         let (h, p) = split_host_port(sent_by);
@@ -91,31 +102,36 @@ impl<'a> Via<'a> {
             if !is_token_str(p.name) {
                 return None;
             }
-            if eq_ic(p.name, b"branch") {
-                let b = p.value.filter(|b| is_token_str(b))?;
-                via.branch = Some(b);
-            } else if eq_ic(p.name, b"received") {
-                let r = p.value?;
-                // RFC 3261 §20.42: an IPv4 or IPv6 address (RFC 5118 allows
-                // the bracketless IPv6 form as well).
-                let ok = crate::host::parse_ip(r).is_some();
-                if !ok {
-                    return None;
+            // The names a proxy acts on, told apart by length first.
+            match p.name.len() {
+                6 if scan::token_eq_ic(p.name, b"branch") => {
+                    let b = p.value.filter(|b| is_token_str(b))?;
+                    via.branch = Some(b);
                 }
-                via.received = Some(r);
-            } else if eq_ic(p.name, b"rport") {
-                via.rport_param = Some(p);
-                via.rport = Some(match p.value {
-                    None | Some(b"") => None,
-                    Some(v) => Some(parse_port(v)?),
-                });
-            } else if eq_ic(p.name, b"maddr") {
-                let m = p.value?;
-                parse_host(m)?;
-                via.maddr = Some(m);
-            } else if eq_ic(p.name, b"ttl") {
-                let t = scan::parse_u32(p.value?, 3)?;
-                via.ttl = Some(u8::try_from(t).ok()?);
+                8 if scan::token_eq_ic(p.name, b"received") => {
+                    let r = p.value?;
+                    // RFC 3261 §20.42: an IPv4 or IPv6 address (RFC 5118
+                    // allows the bracketless IPv6 form as well).
+                    crate::host::parse_ip(r)?;
+                    via.received = Some(r);
+                }
+                5 if scan::token_eq_ic(p.name, b"rport") => {
+                    via.rport_param = Some(p);
+                    via.rport = Some(match p.value {
+                        None | Some(b"") => None,
+                        Some(v) => Some(parse_port(v)?),
+                    });
+                }
+                5 if scan::token_eq_ic(p.name, b"maddr") => {
+                    let m = p.value?;
+                    parse_host(m)?;
+                    via.maddr = Some(m);
+                }
+                3 if scan::token_eq_ic(p.name, b"ttl") => {
+                    let t = scan::parse_u32(p.value?, 3)?;
+                    via.ttl = Some(u8::try_from(t).ok()?);
+                }
+                _ => {}
             }
         }
         if it.broken {

@@ -9,8 +9,8 @@ use super::message::Message;
 use super::method::StatusCode;
 use super::scan;
 use super::span::Span;
+use super::text;
 use super::via::Via;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Applies `edits` to the message and appends the result to `out`. With no
@@ -21,15 +21,18 @@ pub fn write(m: &Message<'_>, edits: &mut Edits, out: &mut Vec<u8>) -> Result<()
 
 /// Inserts `Name: value\r\n` as the last header.
 pub fn append_header(m: &Message<'_>, edits: &mut Edits, name: &str, value: &[u8]) {
-    insert_header_at(edits, m.headers_end(), name, value);
+    insert_header_at(edits, m.headers_end(), name, &[value]);
 }
 
-fn insert_header_at(edits: &mut Edits, at: usize, name: &str, value: &[u8]) {
-    // Three pieces at one offset keep their order in the edit list.
-    edits.insert(at, name.as_bytes());
-    edits.insert(at, b": ");
-    edits.insert(at, value);
-    edits.insert(at, b"\r\n");
+fn insert_header_at(edits: &mut Edits, at: usize, name: &str, value: &[&[u8]]) {
+    edits.insert_with(at, |a| {
+        a.extend_from_slice(name.as_bytes());
+        a.extend_from_slice(b": ");
+        for v in value {
+            a.extend_from_slice(v);
+        }
+        a.extend_from_slice(b"\r\n");
+    });
 }
 
 /// Where a new first value of `name` goes: before its first line, or
@@ -41,6 +44,12 @@ fn top_of(m: &Message<'_>, name: HeaderName, fallback: usize) -> usize {
 /// Adds a Via on top (RFC 3261 §16.6 step 8). `value` is the whole value,
 /// e.g. `SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK...`.
 pub fn add_via(m: &Message<'_>, edits: &mut Edits, value: &[u8]) {
+    add_via_parts(m, edits, &[value]);
+}
+
+/// [`add_via`] with the value given in pieces (transport, host, port,
+/// branch), written straight into the edit: no `String` in between.
+pub fn add_via_parts(m: &Message<'_>, edits: &mut Edits, value: &[&[u8]]) {
     let at = top_of(m, HeaderName::Via, m.first_header_offset());
     insert_header_at(edits, at, "Via", value);
 }
@@ -113,21 +122,31 @@ pub fn remove_top_route(m: &Message<'_>, edits: &mut Edits) -> bool {
 /// `uri` is written inside `<...>`.
 pub fn add_route(m: &Message<'_>, edits: &mut Edits, uri: &[u8]) {
     let at = top_of(m, HeaderName::Route, m.headers_end());
-    add_bracketed(edits, at, "Route", uri);
+    add_bracketed(edits, at, "Route", &[uri]);
 }
 
 /// Adds a Record-Route value on top (RFC 3261 §16.6 step 4): `<uri>`; the
 /// caller includes `;lr` in `uri`.
 pub fn add_record_route(m: &Message<'_>, edits: &mut Edits, uri: &[u8]) {
+    add_record_route_parts(m, edits, &[uri]);
+}
+
+/// [`add_record_route`] with the URI given in pieces (`sip:`, host, `:`,
+/// port, `;lr`), written straight into the edit.
+pub fn add_record_route_parts(m: &Message<'_>, edits: &mut Edits, uri: &[&[u8]]) {
     let at = top_of(m, HeaderName::RecordRoute, m.first_header_offset());
     add_bracketed(edits, at, "Record-Route", uri);
 }
 
-fn add_bracketed(edits: &mut Edits, at: usize, name: &str, uri: &[u8]) {
-    edits.insert(at, name.as_bytes());
-    edits.insert(at, b": <");
-    edits.insert(at, uri);
-    edits.insert(at, b">\r\n");
+fn add_bracketed(edits: &mut Edits, at: usize, name: &str, uri: &[&[u8]]) {
+    edits.insert_with(at, |a| {
+        a.extend_from_slice(name.as_bytes());
+        a.extend_from_slice(b": <");
+        for u in uri {
+            a.extend_from_slice(u);
+        }
+        a.extend_from_slice(b">\r\n");
+    });
 }
 
 /// Records `received` and fills `rport` on the top Via of a request, as a
@@ -156,18 +175,46 @@ pub fn set_received_on(
     via_received_edits(via, m.buf(), 0, src, src_port, edits);
 }
 
-/// Records the received/rport edits for `via` (a value inside `buf`), with
+/// What a server transport writes into a top Via (RFC 3261 §18.2.1,
+/// RFC 3581 §4), at a span of the value.
+#[derive(Clone, Copy, Debug)]
+enum ViaFill {
+    /// `rport=N` in place of a valueless `rport`.
+    Rport(u16),
+    /// The address in place of an existing `received` value.
+    Received(IpAddr),
+    /// `;received=` and the address, at the end of the value.
+    AddReceived(IpAddr),
+}
+
+impl ViaFill {
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            ViaFill::Rport(p) => {
+                out.extend_from_slice(b"rport=");
+                text::push_u32(out, u32::from(p));
+            }
+            ViaFill::Received(ip) => text::push_ip(out, ip),
+            ViaFill::AddReceived(ip) => {
+                out.extend_from_slice(b";received=");
+                text::push_ip(out, ip);
+            }
+        }
+    }
+}
+
+/// The received/rport changes for `via` (a value inside `buf`), with
 /// offsets relative to `base`, so the same rule serves a whole message
-/// (`base` 0) and a reply that copies the value alone.
-fn via_received_edits(
+/// (`base` 0) and a reply that copies the value alone. In offset order.
+fn via_received_changes(
     via: &Via<'_>,
     buf: &[u8],
     base: usize,
     src: IpAddr,
     src_port: u16,
-    edits: &mut Edits,
-) {
+) -> [Option<(Span, ViaFill)>; 2] {
     let rel = |s: Span| Span::new(s.start as usize - base, s.end as usize - base);
+    let mut rport = None;
     if via.rport == Some(None) {
         if let Some(p) = via.rport_param {
             let name = Span::of(buf, p.name);
@@ -176,17 +223,39 @@ fn via_received_edits(
                 Some(v) => Span::new(name.start as usize, Span::of(buf, v).end as usize),
                 None => name,
             };
-            edits.replace_fmt(rel(span), format_args!("rport={src_port}"));
+            rport = Some((rel(span), ViaFill::Rport(src_port)));
         }
     }
+    let mut received = None;
     if via.host.ip() != Some(src) || via.rport.is_some() {
-        match via.received {
-            Some(v) => edits.replace_fmt(rel(Span::of(buf, v)), format_args!("{src}")),
+        received = Some(match via.received {
+            Some(v) => (rel(Span::of(buf, v)), ViaFill::Received(src)),
             None => {
                 let end = Span::of(buf, via.raw).end as usize - base;
-                edits.insert_fmt(end, format_args!(";received={src}"));
+                (Span::new(end, end), ViaFill::AddReceived(src))
             }
-        }
+        });
+    }
+    match (rport, received) {
+        (Some(a), Some(b)) if b.0.start < a.0.start => [Some(b), Some(a)],
+        (a, b) => [a, b],
+    }
+}
+
+/// Records the received/rport edits for `via` (see [`via_received_changes`]).
+fn via_received_edits(
+    via: &Via<'_>,
+    buf: &[u8],
+    base: usize,
+    src: IpAddr,
+    src_port: u16,
+    edits: &mut Edits,
+) {
+    for (span, fill) in via_received_changes(via, buf, base, src, src_port)
+        .into_iter()
+        .flatten()
+    {
+        edits.replace_with(span, |a| fill.write(a));
     }
 }
 
@@ -202,7 +271,7 @@ pub fn decrement_max_forwards(m: &Message<'_>, edits: &mut Edits) -> Result<Opti
         .max_forwards()?
         .ok_or(SipError::BadHeader(HeaderName::MaxForwards))?;
     if n > 0 {
-        edits.replace_fmt(h.value(), format_args!("{}", n - 1));
+        edits.replace_with(h.value(), |a| text::push_u32(a, n - 1));
     }
     Ok(Some(n))
 }
@@ -210,8 +279,16 @@ pub fn decrement_max_forwards(m: &Message<'_>, edits: &mut Edits) -> Result<Opti
 /// Sets Content-Length to `len`, replacing the first one or adding one.
 pub fn set_content_length(m: &Message<'_>, edits: &mut Edits, len: usize) {
     match m.header(HeaderName::ContentLength) {
-        Some(h) => edits.replace_fmt(h.value(), format_args!("{len}")),
-        None => edits.insert_fmt(m.headers_end(), format_args!("Content-Length: {len}\r\n")),
+        Some(h) => edits.replace_with(h.value(), |a| text::push_u32(a, len as u32)),
+        None => {
+            let digits = text::Digits::new(len as u32);
+            insert_header_at(
+                edits,
+                m.headers_end(),
+                "Content-Length",
+                &[digits.as_bytes()],
+            );
+        }
     }
 }
 
@@ -253,6 +330,9 @@ pub struct ReplyOptions<'r> {
     pub source: Option<(IpAddr, u16)>,
     /// Extra header lines, each without CRLF (e.g. `Retry-After: 5`).
     pub headers: &'r [&'r str],
+    /// The request's top Via when the caller has it decoded already
+    /// (validation does); otherwise it is decoded here.
+    pub top_via: Option<&'r Via<'r>>,
 }
 
 /// Builds a stateless reply to `req` into `out` (RFC 3261 §8.2.6): status
@@ -269,10 +349,19 @@ pub fn build_reply(
     }
     let buf = req.buf();
     let reason = opts.reason.unwrap_or_else(|| code.reason());
-    let mut line = String::with_capacity(32);
-    let _ = write!(line, "SIP/2.0 {} {}\r\n", code.as_u16(), reason);
-    out.extend_from_slice(line.as_bytes());
-    let top = req.top_via()?;
+    out.extend_from_slice(b"SIP/2.0 ");
+    text::push_u32(out, u32::from(code.as_u16()));
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let decoded;
+    let top = match opts.top_via {
+        Some(v) => v,
+        None => {
+            decoded = req.top_via()?;
+            &decoded
+        }
+    };
     let top_span = Span::of(buf, top.raw);
     for h in req.headers_named(HeaderName::Via) {
         out.extend_from_slice(b"Via: ");
@@ -283,12 +372,22 @@ pub fn build_reply(
             // offsets are relative to the line's value so they apply to it
             // alone.
             Some((src, port)) if vs.start <= top_span.start && top_span.end <= vs.end => {
-                let mut e = Edits::with_capacity(2, 48);
-                via_received_edits(&top, buf, vs.start as usize, src, port, &mut e);
                 let cut = (top_span.end - vs.start) as usize;
                 let (local, rest) = v.split_at(cut.min(v.len()));
-                e.apply(local, out)
-                    .map_err(|_| SipError::BadHeader(HeaderName::Via))?;
+                let mut pos = 0;
+                for (span, fill) in via_received_changes(top, buf, vs.start as usize, src, port)
+                    .into_iter()
+                    .flatten()
+                {
+                    let (s, t) = (span.start as usize, span.end as usize);
+                    let Some(before) = local.get(pos..s).filter(|_| t <= local.len()) else {
+                        return Err(SipError::BadHeader(HeaderName::Via));
+                    };
+                    out.extend_from_slice(before);
+                    fill.write(out);
+                    pos = t;
+                }
+                out.extend_from_slice(local.get(pos..).unwrap_or(&[]));
                 out.extend_from_slice(rest);
             }
             _ => out.extend_from_slice(v),
@@ -500,6 +599,15 @@ CSeq: 1 INVITE\r\n\
 Retry-After: 5\r\n\
 Content-Length: 0\r\n\r\n";
         assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
+        // The same with the top Via decoded by the caller.
+        let top = m.top_via().unwrap();
+        let mut again = Vec::new();
+        let with_via = ReplyOptions {
+            top_via: Some(&top),
+            ..opts
+        };
+        build_reply(&m, StatusCode::SERVICE_UNAVAILABLE, &with_via, &mut again).unwrap();
+        assert_eq!(again, out);
         let r = Message::parse(&out).unwrap();
         assert_eq!(r.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
         // 100 Trying gets no To-tag (§8.2.6.2).

@@ -133,12 +133,25 @@ pub struct Parsed {
     pub txn: Option<u64>,
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// Lower-case hex digit values; 0xff for anything else.
+static HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => 0xff,
+        };
+        i += 1;
     }
+    t
+};
+
+fn hex(b: u8) -> Option<u8> {
+    let v = HEX_VALUE[usize::from(b)];
+    (v != 0xff).then_some(v)
 }
 
 /// Parses a branch sipfront wrote; `None` for anyone else's.
@@ -164,11 +177,15 @@ pub fn parse(branch: &[u8]) -> Option<Parsed> {
 }
 
 fn hex64(d: &[u8]) -> Option<u64> {
+    // One table load per digit; a bad digit is noticed once, at the end.
     let mut v = 0u64;
+    let mut bad = 0u8;
     for &b in d {
-        v = v << 4 | u64::from(hex(b)?);
+        let x = HEX_VALUE[usize::from(b)];
+        bad |= x;
+        v = v << 4 | u64::from(x & 0xf);
     }
-    Some(v)
+    (bad & 0xf0 == 0).then_some(v)
 }
 
 #[cfg(test)]

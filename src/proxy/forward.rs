@@ -197,7 +197,7 @@ impl Forwarder {
             return;
         }
         let mut out = self.out.buffer();
-        if self.local_reply(req, d.src, code, &mut out).is_err() {
+        if self.local_reply(req, None, d.src, code, &mut out).is_err() {
             self.out.recycle(out);
             self.stats.drop(DropReason::Unanswerable);
             return;
@@ -207,10 +207,12 @@ impl Forwarder {
         self.send(d.socket, to, out);
     }
 
-    /// Writes sipfront's own answer `code` to `req`, which came from `src`.
+    /// Writes sipfront's own answer `code` to `req`, which came from `src`;
+    /// `top_via` is its top Via when validation decoded it already.
     pub fn local_reply(
         &self,
         req: &Message<'_>,
+        top_via: Option<&crate::sip::Via<'_>>,
         src: SocketAddr,
         code: StatusCode,
         out: &mut Vec<u8>,
@@ -244,6 +246,7 @@ impl Forwarder {
             to_tag: tagged.then_some(&tag[branch::PREFIX.len()..]),
             source: Some((src.ip(), src.port())),
             headers: &extra[..n],
+            top_via,
             ..Default::default()
         };
         writer::build_reply(req, code, &opts, out)

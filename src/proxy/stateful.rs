@@ -363,7 +363,13 @@ impl Stateful {
             // retransmitting; it is also the answer to retransmissions.
             let mut trying = fw.out.buffer();
             if fw
-                .local_reply(m, d.src, StatusCode::TRYING, &mut trying)
+                .local_reply(
+                    m,
+                    Some(&req.top_via),
+                    d.src,
+                    StatusCode::TRYING,
+                    &mut trying,
+                )
                 .is_ok()
             {
                 t.last = trying.clone();
@@ -584,7 +590,7 @@ impl Stateful {
     fn final_local(&mut self, fw: &mut Forwarder, slot: u32, t: &mut Txn, code: StatusCode) {
         let mut buf = fw.out.buffer();
         let ok = match Message::parse_with(&t.orig, &fw.cfg.limits) {
-            Ok(m) => fw.local_reply(&m, t.src, code, &mut buf).is_ok(),
+            Ok(m) => fw.local_reply(&m, None, t.src, code, &mut buf).is_ok(),
             Err(_) => false,
         };
         if ok {
