@@ -23,18 +23,17 @@
 //! It also counts heap allocations per measured run with a counting
 //! global allocator (a few instructions per allocation under callgrind).
 
-use arc_swap::ArcSwap;
-use sipfront::dispatch::{Algorithm, AllActive, BackendId, BackendSet, Destination, Rules};
+#[path = "support.rs"]
+mod support;
 use sipfront::proxy::txn::TxnConfig;
-use sipfront::proxy::{identity::Identity, Datagram, Engine, ProxyConfig, Routing, Socket};
+use sipfront::proxy::{Datagram, ProxyConfig, Socket};
 use sipfront::runtime::pump::{Capture, Pump};
-use sipfront::sip::{HeaderName, Message};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::answer;
 
 /// Measured runs per scenario (after as many warm-up runs).
 const RUNS: u64 = 1000;
@@ -140,20 +139,6 @@ fn sf_step_tick(c: &mut Core) {
 
 fn core(stateful: bool) -> Core {
     let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
-    let set = BackendSet::new(
-        "default",
-        Algorithm::CallId,
-        vec![
-            Destination::new(BackendId(0), "sip:127.0.0.1:5070", a("127.0.0.1:5070")),
-            Destination::new(BackendId(1), "sip:127.0.0.1:5080", a("127.0.0.1:5080")),
-        ],
-    )
-    .unwrap();
-    let r = Arc::new(ArcSwap::from_pointee(Routing::new(
-        vec![set],
-        Rules::new(vec![], 0),
-    )));
-    let id = Identity::new(&[a("127.0.0.1:5060")], &[a("127.0.0.1:5061")], None, &[]);
     let cfg = ProxyConfig {
         transactions: stateful.then(|| TxnConfig {
             max_transactions: 1 << 20,
@@ -161,7 +146,7 @@ fn core(stateful: bool) -> Core {
         }),
         ..ProxyConfig::default()
     };
-    let p = Pump::new(Engine::new(cfg, Arc::new(id), 0, r, Arc::new(AllActive)));
+    let p = support::pump(cfg);
     Core {
         epoch: p.engine().epoch(),
         now_us: 0,
@@ -171,29 +156,6 @@ fn core(stateful: bool) -> Core {
         backend: a("127.0.0.1:5070"),
         allocs: (0, 0),
     }
-}
-
-/// A backend's answer `status` to the forwarded request `fwd`.
-fn answer(fwd: &[u8], status: &str) -> Vec<u8> {
-    let m = Message::parse(fwd).unwrap();
-    let mut r = format!("SIP/2.0 {status}\r\n").into_bytes();
-    for v in m.values(HeaderName::Via) {
-        r.extend_from_slice(b"Via: ");
-        r.extend_from_slice(v);
-        r.extend_from_slice(b"\r\n");
-    }
-    for (name, h) in [
-        ("From", HeaderName::From),
-        ("Call-ID", HeaderName::CallId),
-        ("CSeq", HeaderName::CSeq),
-    ] {
-        r.extend_from_slice(name.as_bytes());
-        r.extend_from_slice(b": ");
-        r.extend_from_slice(m.values(h).next().unwrap());
-        r.extend_from_slice(b"\r\n");
-    }
-    r.extend_from_slice(b"To: <sip:bob@biloxi.example.com>;tag=8321234356\r\nContact: <sip:bob@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n");
-    r
 }
 
 const INVITE: &[u8] = include_bytes!("data/invite.sip");

@@ -243,6 +243,33 @@ mod tests {
         sipfront_io::udp::bind_udp("127.0.0.1:0".parse().unwrap(), false, 1 << 16, 1 << 16).unwrap()
     }
 
+    /// A one-worker process (listen and egress sockets on loopback) whose
+    /// only backend is `backend`; with the listen and egress addresses.
+    fn worker(backend: SocketAddr, cfg: ProxyConfig) -> (Worker, SocketAddr, SocketAddr) {
+        let (listen, egress) = (udp(), udp());
+        let (l, e) = (listen.local_addr().unwrap(), egress.local_addr().unwrap());
+        let set = BackendSet::new(
+            "default",
+            Algorithm::CallId,
+            vec![Destination::new(
+                BackendId(0),
+                format!("sip:{backend}"),
+                backend,
+            )],
+        )
+        .unwrap();
+        let routing = Arc::new(ArcSwap::from_pointee(Routing::new(
+            vec![set],
+            Rules::new(vec![], 0),
+        )));
+        let id = Arc::new(Identity::new(&[l], &[e], None, &[]));
+        let engine = Engine::new(cfg, id, 0, routing, Arc::new(AllActive));
+        let mesh = crate::runtime::mesh::build(1).unwrap().pop().unwrap();
+        let socks = vec![(listen, Socket::Listen(0)), (egress, Socket::Egress)];
+        let w = Worker::new(0, socks, mesh, Pump::new(engine)).unwrap();
+        (w, l, e)
+    }
+
     /// Everything waiting on `s`, without blocking.
     fn drain(s: &UdpSocket) -> Vec<String> {
         let mut v = Vec::new();
@@ -263,31 +290,12 @@ mod tests {
     /// its next turn).
     #[test]
     fn cancel_leaves_in_the_same_wake_up_as_its_200_rfc3261_16_10() {
-        let (listen, egress, client, backend) = (udp(), udp(), udp(), udp());
-        let (l, e, b) = (
-            listen.local_addr().unwrap(),
-            egress.local_addr().unwrap(),
-            backend.local_addr().unwrap(),
-        );
-        let set = BackendSet::new(
-            "default",
-            Algorithm::CallId,
-            vec![Destination::new(BackendId(0), format!("sip:{b}"), b)],
-        )
-        .unwrap();
-        let routing = Arc::new(ArcSwap::from_pointee(Routing::new(
-            vec![set],
-            Rules::new(vec![], 0),
-        )));
+        let (client, backend) = (udp(), udp());
         let cfg = ProxyConfig {
             transactions: Some(TxnConfig::default()),
             ..ProxyConfig::default()
         };
-        let id = Arc::new(Identity::new(&[l], &[e], None, &[]));
-        let engine = Engine::new(cfg, id, 0, routing, Arc::new(AllActive));
-        let mesh = crate::runtime::mesh::build(1).unwrap().pop().unwrap();
-        let socks = vec![(listen, Socket::Listen(0)), (egress, Socket::Egress)];
-        let mut w = Worker::new(0, socks, mesh, Pump::new(engine)).unwrap();
+        let (mut w, l, e) = worker(backend.local_addr().unwrap(), cfg);
         let turn = |w: &mut Worker| w.turn(Some(Duration::from_secs(2))).unwrap();
 
         let c = client.local_addr().unwrap();
@@ -337,24 +345,8 @@ Call-ID: cx@test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
     /// goes on.
     #[test]
     fn a_send_the_kernel_refuses_is_counted() {
-        let (listen, egress, client) = (udp(), udp(), udp());
-        let (l, e) = (listen.local_addr().unwrap(), egress.local_addr().unwrap());
-        let b: SocketAddr = "[::1]:5070".parse().unwrap();
-        let set = BackendSet::new(
-            "default",
-            Algorithm::CallId,
-            vec![Destination::new(BackendId(0), format!("sip:{b}"), b)],
-        )
-        .unwrap();
-        let routing = Arc::new(ArcSwap::from_pointee(Routing::new(
-            vec![set],
-            Rules::new(vec![], 0),
-        )));
-        let id = Arc::new(Identity::new(&[l], &[e], None, &[]));
-        let engine = Engine::new(ProxyConfig::default(), id, 0, routing, Arc::new(AllActive));
-        let mesh = crate::runtime::mesh::build(1).unwrap().pop().unwrap();
-        let socks = vec![(listen, Socket::Listen(0)), (egress, Socket::Egress)];
-        let mut w = Worker::new(0, socks, mesh, Pump::new(engine)).unwrap();
+        let client = udp();
+        let (mut w, l, _) = worker("[::1]:5070".parse().unwrap(), ProxyConfig::default());
         let c = client.local_addr().unwrap();
         for i in 0..3 {
             let invite = format!(
