@@ -83,18 +83,6 @@ pub struct Via<'a> {
     pub ttl: Option<u8>,
 }
 
-/// Letters, digits, `.` and `-`: the bytes of a host name or IPv4 address.
-static HOST_CHAR: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
-        i += 1;
-    }
-    t
-};
-
 /// Splits off one `/`-separated part of sent-protocol, LWS allowed around the
 /// slash (RFC 3261 §25.1 `SLASH = SWS "/" SWS`).
 fn proto_part(s: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -136,7 +124,7 @@ impl<'a> Via<'a> {
         let transport_raw = &raw[8..i];
         i += 1;
         let host_start = i;
-        while raw.get(i).is_some_and(|&b| HOST_CHAR[usize::from(b)]) {
+        while raw.get(i).is_some_and(|&b| crate::host::is_host_char(b)) {
             i += 1;
         }
         let host_raw = &raw[host_start..i];
