@@ -60,7 +60,7 @@ def main():
             c = line[0]
             if c.isdigit() or c in "+-*":
                 parts = line.split()
-                cost = int(parts[1]) if len(parts) > 1 else 0
+                cost = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
                 if pending_call is not None:
                     g, n = pending_call
                     if g != fn:

@@ -56,6 +56,25 @@ pub fn is_hostname(s: &[u8]) -> bool {
         && s.get(last_label).is_some_and(u8::is_ascii_alphabetic)
 }
 
+/// Letters, digits, `.` and `-`: the bytes of a host name or IPv4 address.
+static HOST_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
+        i += 1;
+    }
+    t
+};
+
+/// A byte of a host name or IPv4 address (one table load), for scanning to
+/// the end of a host before [`parse_host`] checks it.
+#[inline]
+pub fn is_host_char(b: u8) -> bool {
+    HOST_CHAR[usize::from(b)]
+}
+
 static ALNUM: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;

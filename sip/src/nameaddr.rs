@@ -31,6 +31,88 @@ fn is_token_display(s: &[u8]) -> bool {
 impl<'a> NameAddr<'a> {
     pub fn parse(v: &'a [u8]) -> Option<NameAddr<'a>> {
         let raw = scan::trim(v);
+        match NameAddr::parse_common(raw) {
+            Some(n) => Some(n),
+            None => NameAddr::parse_general(raw),
+        }
+    }
+
+    /// The usual shape, in one pass: an optional display name, `<`, a URI
+    /// of [`Uri::parse_sip_common`]'s shape, `>`, then `;name[=value]`
+    /// parameters whose names and values are tokens, no LWS after the `>`.
+    /// `None` for anything else: [`NameAddr::parse_general`] decides, so
+    /// the two agree on whatever this accepts (a proptest checks it).
+    #[inline]
+    fn parse_common(raw: &'a [u8]) -> Option<NameAddr<'a>> {
+        let (display, lt) = if raw.first() == Some(&b'"') {
+            let q = quoted_end(raw)?;
+            let mut i = q;
+            while raw.get(i).is_some_and(|&b| scan::is_lws(b)) {
+                i += 1;
+            }
+            (Some(&raw[..q]), i)
+        } else {
+            let mut i = 0;
+            while raw
+                .get(i)
+                .is_some_and(|&b| scan::is_token(b) || scan::is_lws(b))
+            {
+                i += 1;
+            }
+            let d = scan::trim(&raw[..i]);
+            ((!d.is_empty()).then_some(d), i)
+        };
+        if raw.get(lt) != Some(&b'<') {
+            return None;
+        }
+        let inner = &raw[lt + 1..];
+        let close = scan::find_of(inner, 0, [b'>'])?;
+        let uri = Uri::parse_sip_common(&inner[..close])?;
+        let rest = &inner[close + 1..];
+        let n = rest.len();
+        let mut i = 0;
+        let mut tag = None;
+        while i < n {
+            if rest[i] != b';' {
+                return None;
+            }
+            i += 1;
+            let name_start = i;
+            while rest.get(i).is_some_and(|&b| scan::is_token(b)) {
+                i += 1;
+            }
+            let name = &rest[name_start..i];
+            if name.is_empty() {
+                return None;
+            }
+            let value = if rest.get(i) == Some(&b'=') {
+                let v = i + 1;
+                i = scan::find_of(rest, v, [b';']).unwrap_or(n);
+                let value = &rest[v..i];
+                if !scan::is_token_str(value) {
+                    return None;
+                }
+                Some(value)
+            } else {
+                None
+            };
+            if tag.is_none() && scan::token_eq_ic(name, b"tag") {
+                tag = Some(value);
+            }
+        }
+        Some(NameAddr {
+            raw,
+            display,
+            uri,
+            bracketed: true,
+            params: Params::new(rest),
+            tag: tag.flatten(),
+        })
+    }
+
+    /// [`NameAddr::parse`] for every shape.
+    fn parse_general(raw: &'a [u8]) -> Option<NameAddr<'a>> {
+        let raw = scan::trim(raw);
         let (display, uri_raw, rest, bracketed) = if raw.first() == Some(&b'"') {
             let q = quoted_end(raw)?;
             let after = scan::trim_start(&raw[q..]);
@@ -191,6 +273,36 @@ mod tests {
         // No space between display name and '<' (RFC 4475 §3.1.1.6 lwsdisp).
         let a = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(a.display, Some(&b"caller"[..]));
+    }
+
+    #[test]
+    fn usual_name_addrs_take_the_one_pass_path() {
+        for v in [
+            &b"\"Alice\" <sip:alice@atlanta.example.com>;tag=9fxced76sl"[..],
+            b"<sip:bob@biloxi.example.com>",
+            b"Bob <sip:bob@192.0.2.4:5070;transport=udp>;expires=60;q=0.5",
+        ] {
+            let fast = NameAddr::parse_common(v);
+            assert!(fast.is_some(), "{}", String::from_utf8_lossy(v));
+            assert_eq!(
+                format!("{fast:?}"),
+                format!("{:?}", NameAddr::parse_general(v))
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_shape_agrees_with_the_general_parser(
+            s in "(\"[a-z \\\\\"]{0,6}\" ?|[a-zA-Z ]{0,6})<(sip|SIPS|x):([a-z]{1,3}@)?[a-z0-9.]{1,10}(:[0-9]{1,5})?(;[a-z=]{1,5}){0,2}>(;[a-zA-Z=. \"0-9]{0,8}){0,3}",
+        ) {
+            // parse() trims before either path.
+            let raw = scan::trim(s.as_bytes());
+            if let Some(fast) = NameAddr::parse_common(raw) {
+                let general = NameAddr::parse_general(raw);
+                proptest::prop_assert_eq!(format!("{:?}", Some(fast)), format!("{general:?}"), "{}", s);
+            }
+        }
     }
 
     #[test]

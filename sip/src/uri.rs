@@ -495,6 +495,15 @@ impl<'a> Uri<'a> {
     /// control characters, no `<` or `>`). Surrounding LWS is ignored.
     pub fn parse(s: &'a [u8]) -> Result<Uri<'a>, UriError> {
         let s = trim(s);
+        match Uri::parse_sip_common(s) {
+            Some(u) => Ok(u),
+            None => Uri::parse_general(s),
+        }
+    }
+
+    /// [`Uri::parse`] for every shape, errors included.
+    fn parse_general(s: &'a [u8]) -> Result<Uri<'a>, UriError> {
+        let s = trim(s);
         if s.is_empty() {
             return Err(UriError::Empty);
         }
@@ -551,6 +560,67 @@ impl<'a> Uri<'a> {
             }
         }
         Ok(uri)
+    }
+
+    /// The usual shape of a sip or sips URI, in one pass: `[user "@"] host
+    /// [":" port] *(";" param)` with no password, no escape in the user
+    /// part, a host name or IPv4 literal, no headers. `None` for anything
+    /// else, and [`Uri::parse`] takes the general path, so both agree on
+    /// whatever this accepts (a proptest checks it). `s` is trimmed.
+    #[inline]
+    pub(crate) fn parse_sip_common(s: &'a [u8]) -> Option<Uri<'a>> {
+        let (scheme, k) = match s.get(..5) {
+            Some(p) if p[..4].eq_ignore_ascii_case(b"sip:") => (Scheme::Sip, 4),
+            Some(p) if p.eq_ignore_ascii_case(b"sips:") => (Scheme::Sips, 5),
+            _ => return None,
+        };
+        let rest = &s[k..];
+        // The user part: user characters up to the first '@' (which is the
+        // first '@' of the URI, '@' being no user character).
+        let mut i = 0;
+        while rest
+            .get(i)
+            .is_some_and(|&b| CLASS[usize::from(b)] & USER != 0)
+        {
+            i += 1;
+        }
+        let (user, host_start) = if i > 0 && rest.get(i) == Some(&b'@') {
+            (Some(&rest[..i]), i + 1)
+        } else {
+            (None, 0)
+        };
+        let mut j = host_start;
+        while rest.get(j).is_some_and(|&b| host::is_host_char(b)) {
+            j += 1;
+        }
+        let host_raw = &rest[host_start..j];
+        let host = host::parse_host(host_raw)?;
+        let mut port = None;
+        if rest.get(j) == Some(&b':') {
+            let p = j + 1;
+            j = p;
+            while rest.get(j).is_some_and(u8::is_ascii_digit) {
+                j += 1;
+            }
+            port = Some(host::parse_port(&rest[p..j])?);
+        }
+        let params = &rest[j..];
+        if !(params.is_empty() || params[0] == b';') || find_of(params, 0, [b'?']).is_some() {
+            return None;
+        }
+        check_params(params, false).ok()?;
+        Some(Uri {
+            raw: s,
+            scheme,
+            scheme_raw: &s[..k - 1],
+            user,
+            password: None,
+            host: Some(host),
+            host_raw,
+            port,
+            params: Params::new(params),
+            headers: None,
+        })
     }
 
     /// Like [`Uri::parse`], but a well-formed URI of another scheme is
@@ -1446,6 +1516,36 @@ mod tests {
     const PARAMCHARS: &str = "([a-zA-Z0-9_.!~*'()\\[\\]/:&+$-]|%[0-9a-fA-F]{2}){1,10}";
     const HCHARS: &str = "([a-zA-Z0-9_.!~*'()\\[\\]/?:+$-]|%[0-9a-fA-F]{2}){0,10}";
 
+    #[test]
+    fn usual_uris_take_the_one_pass_path() {
+        for u in [
+            &b"sip:bob@biloxi.example.com"[..],
+            b"sip:alice@192.0.2.101:5060;transport=udp",
+            b"SIP:127.0.0.1:5070",
+            b"sips:p1.example.com;lr",
+        ] {
+            assert!(
+                Uri::parse_sip_common(u).is_some(),
+                "{}",
+                String::from_utf8_lossy(u)
+            );
+        }
+        for u in [
+            &b"sip:a:b@h"[..],
+            b"sip:[::1]",
+            b"sip:h?x=y",
+            b"sip:%61@h",
+            b"sip:h:0",
+            b"tel:+1",
+        ] {
+            assert!(
+                Uri::parse_sip_common(u).is_none(),
+                "{}",
+                String::from_utf8_lossy(u)
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn built_uris_round_trip_their_fields(
@@ -1513,6 +1613,18 @@ mod tests {
             prop_assert_eq!(got, want);
             prop_assert_eq!(u.headers, headers_raw.as_deref().map(str::as_bytes));
             prop_assert!(uri_eq(&u, &u));
+        }
+
+        #[test]
+        fn one_pass_sip_shape_agrees_with_the_general_parser(
+            s in "(sip|SIP|sips|Sips|tel|x):([a-z0-9;=%@.:]{1,5}@)?[a-zA-Z0-9.-]{0,14}(:[0-9]{0,6})?(;[a-z=0-9%.:@ ]{0,6}){0,3}(\\?[a-z=]{0,3})?|sip:[a-z0-9@:;?=&%\\[\\]._<> -]{0,30}",
+        ) {
+            let s = s.as_bytes();
+            if let Some(fast) = Uri::parse_sip_common(s) {
+                let general = Uri::parse_general(s)
+                    .map_err(|e| TestCaseError::fail(format!("{}: {e}", String::from_utf8_lossy(s))))?;
+                prop_assert_eq!(format!("{fast:?}"), format!("{general:?}"));
+            }
         }
 
         #[test]

@@ -46,6 +46,128 @@ impl<'a> Via<'a> {
     /// Parses one Via value (one element of a comma-separated Via header).
     pub fn parse(v: &'a [u8]) -> Option<Via<'a>> {
         let raw = scan::trim(v);
+        if let Some(via) = Via::parse_common(raw) {
+            return Some(via);
+        }
+        Via::parse_general(raw)
+    }
+
+    /// The usual shape, in one pass: `SIP/2.0/` transport, one SP, a host
+    /// name or IPv4 address, an optional port, then `;name[=value]`
+    /// parameters whose names and values are tokens, no LWS anywhere.
+    /// `None` for anything else: [`Via::parse_general`] decides, so the two
+    /// agree on whatever this accepts (a proptest checks it).
+    #[inline]
+    fn parse_common(raw: &'a [u8]) -> Option<Via<'a>> {
+        let head = raw.first_chunk::<8>()?;
+        if u64::from_le_bytes(*head) != u64::from_le_bytes(*b"SIP/2.0/") {
+            return None;
+        }
+        let n = raw.len();
+        let token = |i: usize| raw.get(i).is_some_and(|&b| scan::is_token(b));
+        let mut i = 8;
+        while token(i) {
+            i += 1;
+        }
+        if i == 8 || raw.get(i) != Some(&b' ') {
+            return None;
+        }
+        let transport_raw = &raw[8..i];
+        i += 1;
+        let host_start = i;
+        while raw.get(i).is_some_and(|&b| crate::host::is_host_char(b)) {
+            i += 1;
+        }
+        let host_raw = &raw[host_start..i];
+        let host = parse_host(host_raw)?;
+        let mut port = None;
+        if raw.get(i) == Some(&b':') {
+            let p = i + 1;
+            i = p;
+            while raw.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            port = Some(parse_port(&raw[p..i])?);
+        }
+        let params = Params::new(&raw[i..]);
+        let mut via = Via {
+            raw,
+            protocol_name: &raw[..3],
+            protocol_version: &raw[4..7],
+            transport: Transport::from_bytes(transport_raw),
+            transport_raw,
+            host_raw,
+            host,
+            port,
+            params,
+            branch: None,
+            received: None,
+            rport: None,
+            rport_param: None,
+            maddr: None,
+            ttl: None,
+        };
+        while i < n {
+            if raw[i] != b';' {
+                return None;
+            }
+            i += 1;
+            let name_start = i;
+            while token(i) {
+                i += 1;
+            }
+            let name = &raw[name_start..i];
+            if name.is_empty() {
+                return None;
+            }
+            let value = if raw.get(i) == Some(&b'=') {
+                let v = i + 1;
+                i = scan::find_of(raw, v, [b';']).unwrap_or(n);
+                let value = &raw[v..i];
+                if !is_token_str(value) {
+                    return None;
+                }
+                Some(value)
+            } else {
+                None
+            };
+            match (name.len(), value) {
+                (6, Some(b)) if scan::token_eq_ic(name, b"branch") => via.branch = Some(b),
+                (8, Some(r)) if scan::token_eq_ic(name, b"received") => {
+                    crate::host::parse_ip(r)?;
+                    via.received = Some(r);
+                }
+                (5, _) if scan::token_eq_ic(name, b"rport") => {
+                    via.rport_param = Some(crate::Param { name, value });
+                    via.rport = Some(match value {
+                        None => None,
+                        Some(v) => Some(parse_port(v)?),
+                    });
+                }
+                (5, Some(m)) if scan::token_eq_ic(name, b"maddr") => {
+                    parse_host(m)?;
+                    via.maddr = Some(m);
+                }
+                (3, Some(t)) if scan::token_eq_ic(name, b"ttl") => {
+                    via.ttl = Some(u8::try_from(scan::parse_u32(t, 3)?).ok()?);
+                }
+                // A name the proxy acts on, without its value: the general
+                // parser answers.
+                (6 | 8 | 5 | 3, None)
+                    if ["branch", "received", "maddr", "ttl"]
+                        .iter()
+                        .any(|k| scan::token_eq_ic(name, k.as_bytes())) =>
+                {
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        Some(via)
+    }
+
+    /// [`Via::parse`] for every shape.
+    fn parse_general(raw: &'a [u8]) -> Option<Via<'a>> {
         // Nearly every Via starts `SIP/2.0/`, for which the general
         // sent-protocol rule below yields the same parts.
         let sip20 = raw
@@ -209,6 +331,38 @@ mod tests {
         assert_eq!(v.received, Some(&b"2001:db8::9:255"[..]));
         let v = Via::parse(b"SIP/2.0/TLS [::1];branch=z9hG4bK1").unwrap();
         assert_eq!(v.port_or_default(), 5061);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_shape_agrees_with_the_general_parser(
+            t in "UDP|TCP|tls|X-Y|UDP ",
+            host in "[a-z0-9.-]{0,12}|[0-9]{1,3}(\\.[0-9]{1,4}){3}|\\[::1\\]",
+            port in "(:[0-9]{0,6})?",
+            params in "(;(branch|received|rport|maddr|ttl|BRANCH|x|)(=[a-zA-Z0-9.:\" -]{0,12})?){0,4};?",
+        ) {
+            let v = format!("SIP/2.0/{t} {host}{port}{params}");
+            let raw = v.as_bytes();
+            if let Some(fast) = Via::parse_common(raw) {
+                let general = Via::parse_general(raw);
+                proptest::prop_assert_eq!(Some(fast), general, "{}", v);
+            }
+        }
+    }
+
+    #[test]
+    fn usual_vias_take_the_one_pass_path() {
+        for v in [
+            &b"SIP/2.0/UDP 192.0.2.101:5060;branch=z9hG4bK74bf9.1a2b3c4d5e;rport"[..],
+            b"SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bKsf0000123456789abcdef.0000000100000002",
+            b"SIP/2.0/TCP pc33.atlanta.com;branch=z9hG4bK776asdhds;received=192.0.2.1;rport=5060",
+        ] {
+            assert!(
+                Via::parse_common(v).is_some(),
+                "{}",
+                String::from_utf8_lossy(v)
+            );
+        }
     }
 
     #[test]
