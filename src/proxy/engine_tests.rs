@@ -324,12 +324,18 @@ fn originated_requests_share_the_output_path() {
     // An OPTIONS of sipfront's own (a keepalive, later) goes out the same way.
     let opts = b"OPTIONS sip:192.0.2.50:5062 SIP/2.0\r\n\r\n";
     p.engine_mut()
-        .originate(Originated::Ack, Socket::Listen(0), addr(CLIENT), opts);
-    p.timeout(at(&p, 5), &mut sink);
+        .originate(Originated::Options, Socket::Listen(0), addr(CLIENT), opts);
     let mut buf = Vec::new();
-    assert!(p.engine_mut().poll_transmit(&mut buf).is_some());
+    assert_eq!(
+        p.engine_mut().poll_transmit(&mut buf),
+        Some(Transmit::Send {
+            socket: Socket::Listen(0),
+            to: addr(CLIENT)
+        })
+    );
     assert_eq!(buf, opts);
-    assert_eq!(p.engine().stats().originated_of(Originated::Ack), 2);
+    assert_eq!(p.engine().stats().originated_of(Originated::Options), 1);
+    assert_eq!(p.engine().stats().originated_of(Originated::Ack), 1);
 }
 
 /// A parked request resumes through the normal path; one nobody resumes

@@ -93,16 +93,19 @@ pub enum Originated {
     Ack,
     /// The CANCEL of a pending branch (§9.1, §16.10).
     Cancel,
+    /// An OPTIONS of sipfront's own (keepalives toward NATed clients).
+    Options,
 }
 
 impl Originated {
-    pub const ALL: [Originated; 2] = [Originated::Ack, Originated::Cancel];
+    pub const ALL: [Originated; 3] = [Originated::Ack, Originated::Cancel, Originated::Options];
 
     /// The SIP method, also the metric label.
     pub fn method(&self) -> &'static str {
         match self {
             Originated::Ack => "ACK",
             Originated::Cancel => "CANCEL",
+            Originated::Options => "OPTIONS",
         }
     }
 }
