@@ -75,6 +75,93 @@ pub fn is_host_char(b: u8) -> bool {
     HOST_CHAR[usize::from(b)]
 }
 
+/// Scans the host at `s[from..]`, up to the first byte that is neither a
+/// letter, a digit, `.` nor `-`, and decodes it as [`parse_host`] does that
+/// slice, in the same pass for a name. Returns the host and where it ends;
+/// `None` when it is no host (empty included).
+#[inline]
+pub fn scan_host(s: &[u8], from: usize) -> Option<(Host<'_>, usize)> {
+    if s.get(from).is_some_and(u8::is_ascii_digit) {
+        if let Some(v4) = scan_ipv4(s, from) {
+            return Some(v4);
+        }
+    }
+    // `prev`: 0 at the start of a label, 1 after a letter or digit, 2 after
+    // a '-'. A '.' must follow a letter or digit; a '-' must not start a
+    // label.
+    let (mut i, mut prev, mut label, mut prev_label) = (from, 0u8, from, from);
+    let mut ok = true;
+    while let Some(&b) = s.get(i) {
+        if ALNUM[usize::from(b)] {
+            prev = 1;
+        } else if b == b'.' {
+            ok &= prev == 1;
+            prev_label = label;
+            label = i + 1;
+            prev = 0;
+        } else if b == b'-' {
+            ok &= prev != 0;
+            prev = 2;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let h = s.get(from..i)?;
+    if h.first()?.is_ascii_digit() {
+        if let Some(a) = parse_ipv4(h) {
+            return Some((Host::V4(a), i));
+        }
+    }
+    // One trailing '.' is allowed: the last label is the one before it.
+    let (end, last) = if prev == 0 && i > from {
+        (i - 1, prev_label)
+    } else {
+        (i, label)
+    };
+    let name_ok = ok
+        && end > from
+        && end - from <= 255
+        && s.get(end - 1).is_some_and(|&b| ALNUM[usize::from(b)])
+        && s.get(last).is_some_and(u8::is_ascii_alphabetic);
+    name_ok.then_some((Host::Name(h), i))
+}
+
+/// An IPv4 literal at `s[from..]` that is the whole host (no host byte
+/// follows it), as [`parse_ipv4`] reads it, octets accumulated in one loop.
+#[inline]
+fn scan_ipv4(s: &[u8], from: usize) -> Option<(Host<'_>, usize)> {
+    let mut octets = [0u8; 4];
+    let (mut j, mut n, mut v, mut digits) = (from, 0usize, 0u32, 0u32);
+    loop {
+        match s.get(j) {
+            Some(&b) if b.is_ascii_digit() => {
+                if digits == 3 {
+                    return None;
+                }
+                v = v * 10 + u32::from(b - b'0');
+                digits += 1;
+            }
+            Some(b'.') => {
+                if digits == 0 || v > 255 {
+                    return None;
+                }
+                *octets.get_mut(n)? = v as u8;
+                n += 1;
+                v = 0;
+                digits = 0;
+            }
+            _ => break,
+        }
+        j += 1;
+    }
+    if n != 3 || digits == 0 || v > 255 || s.get(j).is_some_and(|&b| is_host_char(b)) {
+        return None;
+    }
+    octets[3] = v as u8;
+    Some((Host::V4(Ipv4Addr::from(octets)), j))
+}
+
 static ALNUM: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -265,6 +352,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn host_scan_agrees_with_parse_host(
+            s in "[a-zA-Z0-9.-]{0,20}([;:@ ].{0,3})?|[0-9.]{0,17}|[0-9]{1,4}(\\.[0-9]{1,4}){2,4}[a-z:;.-]?"
+        ) {
+            let b = s.as_bytes();
+            let end = b.iter().position(|&c| !is_host_char(c)).unwrap_or(b.len());
+            let want = parse_host(&b[..end]).map(|h| (h, end));
+            proptest::prop_assert_eq!(scan_host(b, 0), want);
+        }
+
         #[test]
         fn one_pass_host_checks_agree_with_label_splitting(
             s in "[a-z0-9.\\-_]{0,20}|[0-9.]{0,17}|[0-9]{1,4}(\\.[0-9]{1,4}){0,5}\\.?"

@@ -589,12 +589,8 @@ impl<'a> Uri<'a> {
         } else {
             (None, 0)
         };
-        let mut j = host_start;
-        while rest.get(j).is_some_and(|&b| host::is_host_char(b)) {
-            j += 1;
-        }
+        let (host, mut j) = host::scan_host(rest, host_start)?;
         let host_raw = &rest[host_start..j];
-        let host = host::parse_host(host_raw)?;
         let mut port = None;
         if rest.get(j) == Some(&b':') {
             let p = j + 1;

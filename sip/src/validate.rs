@@ -177,9 +177,14 @@ pub fn validate_response<'a>(m: &Message<'a>) -> Result<Response<'a>, SipError> 
             return Err(SipError::MissingHeader(name));
         }
     }
-    m.call_id()?;
-    m.cseq()?;
-    Ok(Response { top_via, next_via })
+    let call_id = m.call_id()?;
+    let cseq = m.cseq()?;
+    Ok(Response {
+        top_via,
+        next_via,
+        call_id,
+        cseq,
+    })
 }
 
 /// What response validation decoded.
@@ -188,6 +193,10 @@ pub struct Response<'a> {
     pub top_via: Via<'a>,
     /// The Via below the top one: where a proxy sends the response.
     pub next_via: Option<Via<'a>>,
+    /// Call-ID and CSeq, checked here, so the transaction layer does not
+    /// decode them again.
+    pub call_id: &'a [u8],
+    pub cseq: CSeq<'a>,
 }
 
 #[cfg(test)]

@@ -75,11 +75,9 @@ impl<'a> Via<'a> {
         let transport_raw = &raw[8..i];
         i += 1;
         let host_start = i;
-        while raw.get(i).is_some_and(|&b| crate::host::is_host_char(b)) {
-            i += 1;
-        }
+        let (host, end) = crate::host::scan_host(raw, host_start)?;
+        i = end;
         let host_raw = &raw[host_start..i];
-        let host = parse_host(host_raw)?;
         let mut port = None;
         if raw.get(i) == Some(&b':') {
             let p = i + 1;
