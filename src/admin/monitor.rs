@@ -243,6 +243,9 @@ impl Monitor {
     /// transition.
     fn publish(&self, id: BackendId, e: &Entry, t: Option<Transition>) {
         self.table.set_active(id, e.health.selectable());
+        // Only a destination found dead gives up what is in flight toward
+        // it; an admin's disable or drain lets it finish.
+        self.table.set_down(id, !e.health.probe_up());
         if let Some(t) = t {
             if t.to == State::Active {
                 self.table.clear_failures(id);

@@ -33,12 +33,19 @@ pub trait Health {
     /// implementation tracks them.
     #[inline]
     fn report(&self, _id: BackendId, _signal: Passive) {}
-    /// A number that changes whenever a destination is taken out of
-    /// selection by the health logic, so the stateful core can look for
+    /// A number that changes whenever a destination goes down (probes or
+    /// passive failures find it dead), so the stateful core can look for
     /// pending transactions toward it; constant unless tracked.
     #[inline]
     fn generation(&self) -> u64 {
         0
+    }
+    /// Whether `id` is down: dead to probes or live traffic. An admin's
+    /// disable or drain takes a destination out of selection without
+    /// making it down, so what is in flight toward it goes on.
+    #[inline]
+    fn is_down(&self, id: BackendId) -> bool {
+        !self.is_active(id)
     }
 }
 
@@ -61,6 +68,10 @@ impl<T: Health + ?Sized> Health for &T {
     fn generation(&self) -> u64 {
         (**self).generation()
     }
+    #[inline]
+    fn is_down(&self, id: BackendId) -> bool {
+        (**self).is_down(id)
+    }
 }
 
 impl<T: Health + ?Sized> Health for Arc<T> {
@@ -75,6 +86,10 @@ impl<T: Health + ?Sized> Health for Arc<T> {
     #[inline]
     fn generation(&self) -> u64 {
         (**self).generation()
+    }
+    #[inline]
+    fn is_down(&self, id: BackendId) -> bool {
+        (**self).is_down(id)
     }
 }
 
@@ -169,7 +184,10 @@ pub struct HealthTable {
     /// Consecutive passive failures (timeouts, failover codes) per id.
     failures: Box<[AtomicU32]>,
     epoch: Instant,
-    /// Bumped each time a destination goes inactive.
+    /// One bit per id, set = down (dead to probes or live traffic), apart
+    /// from the selection bit an admin's disable or drain also clears.
+    down: Box<[AtomicU64]>,
+    /// Bumped each time a destination goes down.
     downs: AtomicU64,
 }
 
@@ -189,6 +207,7 @@ impl HealthTable {
             suspended: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             failures: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
             epoch: Instant::now(),
+            down: (0..words).map(|_| AtomicU64::new(0)).collect(),
             downs: AtomicU64::new(0),
         }
     }
@@ -230,11 +249,25 @@ impl HealthTable {
         } else {
             word.fetch_or(b, Ordering::Relaxed)
         };
-        let was_active = prev & b == 0;
-        if was_active && !active {
+        Some(prev & b == 0)
+    }
+
+    /// Marks `id` down (dead to probes or live traffic) or up again. Going
+    /// down moves [`Health::generation`], so workers give up the branches
+    /// still waiting on it.
+    pub fn set_down(&self, id: BackendId, down: bool) {
+        let (w, b) = word_bit(id);
+        let Some(word) = self.down.get(w).filter(|_| id.0 < self.capacity) else {
+            return;
+        };
+        let prev = if down {
+            word.fetch_or(b, Ordering::Relaxed)
+        } else {
+            word.fetch_and(!b, Ordering::Relaxed)
+        };
+        if down && prev & b == 0 {
             self.downs.fetch_add(1, Ordering::Release);
         }
-        Some(was_active)
     }
 
     /// Forgets the passive failures of `id` (it was brought back).
@@ -277,6 +310,14 @@ impl Health for HealthTable {
     }
 
     #[inline]
+    fn is_down(&self, id: BackendId) -> bool {
+        let (w, b) = word_bit(id);
+        self.down
+            .get(w)
+            .is_some_and(|word| word.load(Ordering::Relaxed) & b != 0)
+    }
+
+    #[inline]
     fn is_active(&self, id: BackendId) -> bool {
         let (w, b) = word_bit(id);
         let up = self
@@ -314,6 +355,27 @@ impl Health for HealthTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An admin's disable or drain takes a destination out of selection
+    /// without making it down: only going down moves the generation that
+    /// makes workers give up what is in flight toward it.
+    #[test]
+    fn down_is_apart_from_unselectable() {
+        let t = HealthTable::new(70);
+        let id = BackendId(65);
+        t.set_active(id, false);
+        assert!(!t.is_active(id) && !t.is_down(id));
+        assert_eq!(t.generation(), 0);
+        t.set_down(id, true);
+        assert!(t.is_down(id));
+        assert_eq!(t.generation(), 1);
+        t.set_down(id, true);
+        assert_eq!(t.generation(), 1, "counted once");
+        t.set_down(id, false);
+        assert!(!t.is_down(id));
+        t.set_down(BackendId(70), true);
+        assert_eq!(t.generation(), 1, "out of range ignored");
+    }
 
     #[test]
     fn unmarked_ids_are_active_like_kamailio_default_state() {

@@ -414,8 +414,9 @@ impl Stateful {
         }
     }
 
-    /// A destination was taken out of selection (probing, an admin): every
-    /// request still waiting on it gives up its branch now, as on Timer C
+    /// A destination went down (probes or live traffic found it dead; an
+    /// admin's disable or drain is not that): every request still waiting
+    /// on it gives up its branch now, as on Timer C
     /// (CANCEL if it rang) and fails over, instead of waiting minutes for a
     /// final answer that will not come from a dead server.
     fn abandon_dead_branches(&mut self, fw: &mut Forwarder, health: &dyn Health) {
@@ -425,7 +426,7 @@ impl Stateful {
             .filter(|(_, t)| {
                 t.server == ServerState::Proceeding
                     && t.client != ClientState::Completed
-                    && t.backend.is_some_and(|b| !health.is_active(b))
+                    && t.backend.is_some_and(|b| health.is_down(b))
             })
             .map(|(slot, _)| slot)
             .collect();
