@@ -64,6 +64,7 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
         },
         transactions: (cfg.proxy.mode == config::ProxyMode::Stateful)
             .then(|| TxnConfig::from(&cfg.transaction)),
+        nat: cfg.nat.enabled.then(|| cfg.nat.clone()),
         // No feature parks messages yet (NAT and media will).
         ..ProxyConfig::default()
     }

@@ -130,6 +130,20 @@ pub struct Cli {
     )]
     pub mode: Option<String>,
 
+    /// Turn NAT traversal on (`[nat]` tunes it): detect UAs behind NAT,
+    /// fix their Contact (alias), add Path to their REGISTERs and keep
+    /// their NAT mappings open, like nathelper + path + nat_traversal.
+    #[arg(long)]
+    pub nat: bool,
+
+    /// NAT keepalive: options, notify, crlf, zero (4 zero bytes) or off.
+    #[arg(
+        long,
+        value_name = "KIND",
+        value_parser = PossibleValuesParser::new(crate::nat::Keepalive::ALL.map(crate::nat::Keepalive::name))
+    )]
+    pub nat_keepalive: Option<String>,
+
     /// Address written in Via and Record-Route instead of the listen
     /// address, for NAT and containers, like Kamailio's
     /// `listen=... advertise HOST:PORT`.
@@ -263,6 +277,8 @@ impl Cli {
             advertise: self.advertise.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level().map(str::to_string),
+            nat: self.nat,
+            nat_keepalive: self.nat_keepalive.clone(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod nat;
 pub mod proxy;
 pub mod runtime;
 pub use sipfront_sip as sip;

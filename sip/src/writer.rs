@@ -175,6 +175,20 @@ pub fn set_received_on(
     via_received_edits(via, m.buf(), 0, src, src_port, edits);
 }
 
+/// Adds `;rport=N` to `via` when it has no `rport` (Kamailio's
+/// `force_rport()`): responses then go back to the source port, which is
+/// what a NAT maps, even for a UA that did not ask (RFC 3581 §4 applied by
+/// policy). Record it after [`set_received_on`].
+pub fn force_rport(m: &Message<'_>, via: &Via<'_>, edits: &mut Edits, src_port: u16) {
+    if via.rport.is_none() {
+        let end = Span::of(m.buf(), via.raw).end as usize;
+        edits.insert_with(end, |a| {
+            a.extend_from_slice(b";rport=");
+            text::push_u32(a, u32::from(src_port));
+        });
+    }
+}
+
 /// What a server transport writes into a top Via (RFC 3261 §18.2.1,
 /// RFC 3581 §4), at a span of the value.
 #[derive(Clone, Copy, Debug)]
@@ -428,6 +442,28 @@ pub fn build_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn force_rport_fills_a_via_that_did_not_ask_rfc3581_4() {
+        let b = b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(b).unwrap();
+        let via = m.top_via().unwrap();
+        let mut e = Edits::new();
+        set_received_on(&m, &via, &mut e, "203.0.113.5".parse().unwrap(), 40000);
+        force_rport(&m, &via, &mut e, 40000);
+        let mut out = Vec::new();
+        write(&m, &mut e, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains(
+            "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1;received=203.0.113.5;rport=40000\r\n"
+        ));
+        // A Via with rport is left to set_received_on.
+        let b2 = String::from_utf8_lossy(b).replace("z9hG4bK1", "z9hG4bK1;rport");
+        let m = Message::parse(b2.as_bytes()).unwrap();
+        let via = m.top_via().unwrap();
+        let mut e = Edits::new();
+        force_rport(&m, &via, &mut e, 40000);
+        assert!(e.is_empty());
+    }
 
     const REQ: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
 v: SIP/2.0/UDP 10.0.0.5:5062;rport;branch=z9hG4bKa1, SIP/2.0/UDP p0.example.com;branch=z9hG4bK0\r\n\

@@ -28,6 +28,9 @@ pub const ENV_ADMIN_TOKEN: &str = "SIPFRONT_ADMIN_TOKEN";
 pub const ENV_PROBE: &str = "SIPFRONT_PROBE";
 pub const ENV_PROBE_INTERVAL_MS: &str = "SIPFRONT_PROBE_INTERVAL_MS";
 pub const ENV_DRAIN_GRACE_MS: &str = "SIPFRONT_DRAIN_GRACE_MS";
+pub const ENV_NAT: &str = "SIPFRONT_NAT";
+pub const ENV_NAT_KEEPALIVE: &str = "SIPFRONT_NAT_KEEPALIVE";
+pub const ENV_NAT_KEEPALIVE_INTERVAL_MS: &str = "SIPFRONT_NAT_KEEPALIVE_INTERVAL_MS";
 /// Read by `sipfront ctl` only: the admin API's URL.
 pub const ENV_ADMIN_URL: &str = "SIPFRONT_ADMIN_URL";
 
@@ -51,6 +54,9 @@ pub const ENV_VARS: &[&str] = &[
     ENV_PROBE,
     ENV_PROBE_INTERVAL_MS,
     ENV_DRAIN_GRACE_MS,
+    ENV_NAT,
+    ENV_NAT_KEEPALIVE,
+    ENV_NAT_KEEPALIVE_INTERVAL_MS,
 ];
 
 /// The process environment, for [`super::load`]'s `env` argument.
@@ -78,6 +84,10 @@ pub struct CliOverrides {
     pub advertise: Option<String>,
     /// `--log-format`.
     pub log_format: Option<String>,
+    /// `--nat`.
+    pub nat: bool,
+    /// `--nat-keepalive`.
+    pub nat_keepalive: Option<String>,
     /// From `-v`/`-q`.
     pub log_level: Option<String>,
 }
@@ -101,6 +111,9 @@ pub(crate) struct Overrides {
     pub probe: Option<Val<bool>>,
     pub probe_interval_ms: Option<Val<i64>>,
     pub drain_grace_ms: Option<Val<i64>>,
+    pub nat: Option<Val<bool>>,
+    pub nat_keepalive: Option<Val<String>>,
+    pub nat_keepalive_interval_ms: Option<Val<i64>>,
 }
 
 fn env_err(var: &str, reason: String) -> ConfigError {
@@ -190,18 +203,23 @@ impl Overrides {
         };
         let probe_interval_ms = int(ENV_PROBE_INTERVAL_MS, "milliseconds")?;
         let drain_grace_ms = int(ENV_DRAIN_GRACE_MS, "milliseconds")?;
-        let probe = match get(env, ENV_PROBE) {
-            Some(v) => Some(Val::new(
-                parse_bool(&v).ok_or_else(|| {
-                    env_err(
-                        ENV_PROBE,
-                        format!("{v:?}: expected on or off (also true/false, 1/0, yes/no)"),
-                    )
-                })?,
-                Origin::Env(ENV_PROBE),
-            )),
-            None => None,
+        let nat_keepalive_interval_ms = int(ENV_NAT_KEEPALIVE_INTERVAL_MS, "milliseconds")?;
+        let switch = |var: &'static str| -> Result<Option<Val<bool>>, ConfigError> {
+            match get(env, var) {
+                Some(v) => Ok(Some(Val::new(
+                    parse_bool(&v).ok_or_else(|| {
+                        env_err(
+                            var,
+                            format!("{v:?}: expected on or off (also true/false, 1/0, yes/no)"),
+                        )
+                    })?,
+                    Origin::Env(var),
+                ))),
+                None => Ok(None),
+            }
         };
+        let probe = switch(ENV_PROBE)?;
+        let nat = switch(ENV_NAT)?;
         // An empty SIPFRONT_ADMIN_LISTEN is not "unset": it turns the API off.
         let admin_listen = env(ENV_ADMIN_LISTEN).map(|v| {
             let v = v.trim();
@@ -241,6 +259,9 @@ impl Overrides {
             probe,
             probe_interval_ms,
             drain_grace_ms,
+            nat,
+            nat_keepalive: s(ENV_NAT_KEEPALIVE),
+            nat_keepalive_interval_ms,
         })
     }
 
@@ -278,6 +299,9 @@ impl Overrides {
             probe: None,
             probe_interval_ms: None,
             drain_grace_ms: None,
+            nat: cli.nat.then(|| Val::new(true, Origin::Flag("--nat"))),
+            nat_keepalive: s(&cli.nat_keepalive, "--nat-keepalive"),
+            nat_keepalive_interval_ms: None,
         }
     }
 
@@ -298,6 +322,11 @@ impl Overrides {
             admin_listen: top.admin_listen.or(self.admin_listen),
             admin_token: top.admin_token.or(self.admin_token),
             probe: top.probe.or(self.probe),
+            nat: top.nat.or(self.nat),
+            nat_keepalive: top.nat_keepalive.or(self.nat_keepalive),
+            nat_keepalive_interval_ms: top
+                .nat_keepalive_interval_ms
+                .or(self.nat_keepalive_interval_ms),
             probe_interval_ms: top.probe_interval_ms.or(self.probe_interval_ms),
             drain_grace_ms: top.drain_grace_ms.or(self.drain_grace_ms),
         }
@@ -344,6 +373,15 @@ impl Overrides {
         }
         if let Some(v) = self.drain_grace_ms {
             f.drain.grace_ms = Some(v);
+        }
+        if let Some(v) = self.nat {
+            f.nat.enabled = Some(v);
+        }
+        if let Some(v) = self.nat_keepalive {
+            f.nat.keepalive = Some(v);
+        }
+        if let Some(v) = self.nat_keepalive_interval_ms {
+            f.nat.keepalive_interval_ms = Some(v);
         }
         if let Some(v) = self.log_format {
             f.log.format = Some(v);

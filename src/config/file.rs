@@ -24,6 +24,22 @@ pub(crate) struct FileConfig {
     pub probe: ProbeFile,
     pub admin: AdminFile,
     pub drain: DrainFile,
+    pub nat: NatFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct NatFile {
+    pub enabled: Option<Val<bool>>,
+    pub tests: Option<Val<Vec<Val<String>>>>,
+    pub contact: Option<Val<String>>,
+    pub register: Option<Val<String>>,
+    pub keepalive: Option<Val<String>>,
+    pub keepalive_interval_ms: Option<Val<i64>>,
+    pub keepalive_failures: Option<Val<i64>>,
+    pub keepalive_from: Option<Val<String>>,
+    pub max_flows: Option<Val<i64>>,
+    pub dialog_timeout_ms: Option<Val<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

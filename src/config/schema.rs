@@ -61,6 +61,8 @@ pub struct Config {
     pub probe: ProbeConfig,
     pub admin: AdminConfig,
     pub drain: DrainConfig,
+    /// `[nat]`: its defaults live with the code, in `crate::nat`.
+    pub nat: crate::nat::NatConfig,
     /// The config file that was read, if any.
     pub source: Option<PathBuf>,
 }
@@ -169,6 +171,7 @@ impl Config {
             "drain: grace {} ms, quiet {} ms",
             self.drain.grace_ms, self.drain.quiet_ms
         );
+        let _ = writeln!(s, "{}", self.nat.summary());
         let _ = writeln!(s, "log: {} at {}", self.log.format, self.log.level);
         let _ = writeln!(s, "backend sets: {}", self.backend_sets.len());
         for set in &self.backend_sets {

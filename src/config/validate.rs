@@ -42,7 +42,9 @@ pub(crate) fn build(
     let probe = probe(&f, ctx)?;
     let admin = admin(&f, ctx)?;
     let drain = drain(&f, ctx)?;
+    let nat = nat(&f, ctx)?;
     Ok(Config {
+        nat,
         probe,
         admin,
         drain,
@@ -118,6 +120,17 @@ fn server(f: &FileConfig, ctx: Ctx<'_>) -> Res<ServerConfig> {
                     &list.origin,
                     "server.listen",
                     "at least one listen address is required, e.g. [\"udp:0.0.0.0:5060\"]",
+                ));
+            }
+            let most = crate::proxy::branch::MAX_LISTENS;
+            if list.value.len() > most {
+                return Err(ctx.err(
+                    &list.origin,
+                    "server.listen",
+                    format!(
+                        "{} listen addresses: at most {most} (a Via branch names the one a request came in on)",
+                        list.value.len()
+                    ),
                 ));
             }
             for (i, item) in list.value.iter().enumerate() {
@@ -527,6 +540,105 @@ fn drain(f: &FileConfig, ctx: Ctx<'_>) -> Res<DrainConfig> {
 }
 
 // ---- [[backend_set]] ----
+
+// ---- [nat] ----
+
+fn nat(f: &FileConfig, ctx: Ctx<'_>) -> Res<crate::nat::NatConfig> {
+    use crate::nat::{parse_contact_fix, NatConfig, Test, Tests};
+    let n = &f.nat;
+    let d = NatConfig::default();
+    let int = |v: &Option<Val<i64>>, key: &str, lo: i64, hi: i64, what: &str, def: u64| match v {
+        Some(v) => Ok(int_in(ctx, v, key, lo, hi, what)? as u64),
+        None => Ok(def),
+    };
+    let tests = match &n.tests {
+        Some(list) => {
+            let mut t = Vec::new();
+            for v in &list.value {
+                t.push(parse_val(ctx, v, "nat.tests", |s| {
+                    Test::from_name(s).ok_or_else(|| {
+                        let names: Vec<&str> = Test::ALL.iter().map(|t| t.name()).collect();
+                        format!("{s:?}: not a NAT test; expected {}", names.join(", "))
+                    })
+                })?);
+            }
+            if t.is_empty() {
+                return Err(ctx.err(
+                    &list.origin,
+                    "nat.tests",
+                    "no test: NAT could never be detected (set enabled = false instead)",
+                ));
+            }
+            Tests::of(&t)
+        }
+        None => d.tests,
+    };
+    let keepalive_from = match &n.keepalive_from {
+        Some(v) => parse_val(ctx, v, "nat.keepalive_from", |u| {
+            let ok = (u.starts_with("sip:") || u.starts_with("sips:"))
+                && u.len() <= 256
+                && u.bytes()
+                    .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'));
+            if ok {
+                Ok(u.to_string())
+            } else {
+                Err(format!(
+                    "{u:?}: expected a sip: or sips: URI without spaces or <>"
+                ))
+            }
+        })?,
+        None => d.keepalive_from,
+    };
+    Ok(NatConfig {
+        enabled: n.enabled.as_ref().map_or(d.enabled, |v| v.value),
+        tests,
+        contact: match &n.contact {
+            Some(v) => parse_val(ctx, v, "nat.contact", parse_contact_fix)?,
+            None => d.contact,
+        },
+        register: match &n.register {
+            Some(v) => parse_val(ctx, v, "nat.register", str::parse)?,
+            None => d.register,
+        },
+        keepalive: match &n.keepalive {
+            Some(v) => parse_val(ctx, v, "nat.keepalive", str::parse)?,
+            None => d.keepalive,
+        },
+        keepalive_interval_ms: int(
+            &n.keepalive_interval_ms,
+            "nat.keepalive_interval_ms",
+            100,
+            3_600_000,
+            "milliseconds",
+            d.keepalive_interval_ms,
+        )?,
+        keepalive_failures: int(
+            &n.keepalive_failures,
+            "nat.keepalive_failures",
+            1,
+            255,
+            "keepalives",
+            u64::from(d.keepalive_failures),
+        )? as u8,
+        keepalive_from,
+        max_flows: int(
+            &n.max_flows,
+            "nat.max_flows",
+            1,
+            16_777_216,
+            "flows",
+            d.max_flows as u64,
+        )? as usize,
+        dialog_timeout_ms: int(
+            &n.dialog_timeout_ms,
+            "nat.dialog_timeout_ms",
+            1000,
+            86_400_000,
+            "milliseconds",
+            d.dialog_timeout_ms,
+        )?,
+    })
+}
 
 fn valid_set_name(s: &str) -> bool {
     !s.is_empty()

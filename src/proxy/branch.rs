@@ -11,7 +11,10 @@
 //! be handed to that worker and sent back out of that socket.
 //!
 //! Format: `z9hG4bK` `sf` WW L HHHHHHHHHHHHHHHH — worker (2 hex digits),
-//! listen index (1 hex digit), 64-bit hash (16 hex digits).
+//! listen index (1 hex digit: the index in its low 3 bits, and
+//! [`NAT_FLAG`] when the request came from a UA behind NAT, so that its
+//! responses, even in stateless mode, know it), 64-bit hash (16 hex
+//! digits).
 //!
 //! Stateful mode appends `.` and 16 hex digits naming the client
 //! transaction (its slot and attempt), so each attempt of a failover is its
@@ -24,6 +27,10 @@ use std::hash::{BuildHasher, Hasher};
 pub const PREFIX: &[u8] = b"z9hG4bKsf";
 /// Length of a sipfront branch.
 pub const LEN: usize = PREFIX.len() + 2 + 1 + 16;
+/// Set in the listen digit when the request's sender is behind NAT.
+pub const NAT_FLAG: u8 = 0x8;
+/// Listen sockets a branch can name (the digit's other bits).
+pub const MAX_LISTENS: usize = 8;
 /// Length of a stateful sipfront branch (with the transaction suffix).
 pub const LEN_TXN: usize = LEN + 1 + 16;
 
@@ -128,6 +135,8 @@ pub fn format_txn(worker: u8, listen: u8, hash: u64, txn: u64, out: &mut [u8; LE
 pub struct Parsed {
     pub worker: u8,
     pub listen: u8,
+    /// The request came from a UA behind NAT.
+    pub nat: bool,
     pub hash: u64,
     /// The client transaction, for a stateful branch.
     pub txn: Option<u64>,
@@ -166,11 +175,12 @@ pub fn parse(branch: &[u8]) -> Option<Parsed> {
     };
     let d = branch.get(PREFIX.len()..LEN)?;
     let worker = hex(d[0])? << 4 | hex(d[1])?;
-    let listen = hex(d[2])?;
+    let digit = hex(d[2])?;
     let hash = hex64(&d[3..])?;
     Some(Parsed {
         worker,
-        listen,
+        listen: digit & !NAT_FLAG,
+        nat: digit & NAT_FLAG != 0,
         hash,
         txn,
     })
@@ -214,10 +224,15 @@ mod tests {
             Some(Parsed {
                 worker: 0x2a,
                 listen: 3,
+                nat: false,
                 hash: 0x0123_4567_89ab_cdef,
                 txn: None,
             })
         );
+        // The NAT flag shares the listen digit.
+        format(0x2a, 3 | NAT_FLAG, 1, &mut b);
+        let p = parse(&b).unwrap();
+        assert_eq!((p.listen, p.nat), (3, true));
         let mut t = [0u8; LEN_TXN];
         format_txn(
             0x2a,

@@ -11,6 +11,8 @@ use super::stats::{DropReason, Originated, Stats};
 use super::timer::Wheel;
 use super::{branch, Datagram, ProxyConfig, Routing, Socket, Timer};
 use crate::dispatch::{Algorithm, BackendId, Health, SelectInput, Selector};
+use crate::nat::table::{self, Due, FlowId, FlowTable, Noted};
+use crate::nat::{detect, fix, keepalive, ContactFix, Flow, NatConfig, RegisterFix};
 use crate::sip::{
     writer, Edits, HeaderName, Message, Method, Request, Response, SipError, StatusCode, Uri,
 };
@@ -51,6 +53,25 @@ impl From<Target> for Route {
     }
 }
 
+/// Where a response came from: the source, the socket, and sipfront's
+/// branch on it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Source {
+    pub src: SocketAddr,
+    pub branch: branch::Parsed,
+    /// It came from a UA (not from a backend).
+    pub ua: bool,
+}
+
+/// NAT handling's part of the forwarder: its settings and flow table.
+pub(crate) struct NatPart {
+    pub cfg: NatConfig,
+    pub table: FlowTable,
+    /// Count verdicts (false while stateful mode re-forwards a request it
+    /// counted already, on failover).
+    pub count: bool,
+}
+
 /// Where dialogs live whose INVITE failed over (stateful mode): consulted
 /// by `route` for in-dialog requests without a Route set.
 pub(crate) trait DialogAffinity {
@@ -76,6 +97,8 @@ pub(crate) struct Forwarder {
     /// Per listen socket: its Record-Route URI, and a second one naming
     /// the egress side when that is another interface.
     record_routes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// NAT traversal, when enabled.
+    pub nat: Option<Box<NatPart>>,
 }
 
 impl Forwarder {
@@ -95,7 +118,15 @@ impl Forwarder {
                 (rr, out_rr)
             })
             .collect();
+        let nat = cfg.nat.clone().map(|c| {
+            Box::new(NatPart {
+                table: FlowTable::new(c.max_flows),
+                cfg: c,
+                count: true,
+            })
+        });
         Forwarder {
+            nat,
             cfg,
             selector: Selector::new(usize::from(worker)),
             id,
@@ -203,8 +234,19 @@ impl Forwarder {
             return;
         }
         self.stats.replied(code.as_u16());
-        let to = reply_addr(req.top_via().ok().as_ref(), d.src);
+        let to = self.reply_to(req.top_via().ok().as_ref(), d.src);
         self.send(d.socket, to, out);
+    }
+
+    /// Where the responses to a request with top Via `via` from `src` go:
+    /// [`reply_addr`], or with NAT handling on always the source port (as
+    /// if the UA had asked for rport: Kamailio's `force_rport()`).
+    pub fn reply_to(&self, via: Option<&crate::sip::Via<'_>>, src: SocketAddr) -> SocketAddr {
+        if self.nat.is_some() {
+            src
+        } else {
+            reply_addr(via, src)
+        }
     }
 
     /// Writes sipfront's own answer `code` to `req`, which came from `src`;
@@ -325,13 +367,19 @@ impl Forwarder {
         // sipfront's Record-Route URIs came through a strict router.
         let has_route = m.header(HeaderName::Route).is_some();
         let mut next_route: Option<Uri<'_>> = None;
+        // A Route of sipfront's that carries a flow: the Path it wrote
+        // into a REGISTER, used by the registrar (RFC 3327 §5.3).
+        let mut path_flow: Option<Flow> = None;
         if has_route {
             for r in m.routes() {
                 let r = r?;
-                if next_route.is_none()
-                    && !r.uri.host.is_some_and(|h| self.id.is_me(&h, r.uri.port))
-                {
+                if next_route.is_some() {
+                    continue;
+                }
+                if !r.uri.host.is_some_and(|h| self.id.is_me(&h, r.uri.port)) {
                     next_route = Some(r.uri);
+                } else if path_flow.is_none() && self.nat.is_some() {
+                    path_flow = fix::uri_flow(&r.uri).map(|f| f.0);
                 }
             }
         }
@@ -344,6 +392,16 @@ impl Forwarder {
         }
         if let Some(r) = next_route {
             return Ok(self.uri_target(&r, routing, d).into());
+        }
+        if let Some(f) = path_flow {
+            return Ok(self.flow_target(f).into());
+        }
+        // A Request-URI with the flow of a NATed UA in it (an aliased or
+        // `received` Contact used as a target: handle_ruri_alias).
+        if self.nat.is_some() && !ruri_is_me {
+            if let Some((f, _)) = fix::uri_flow(&ruri) {
+                return Ok(self.flow_target(f).into());
+            }
         }
         if to_us && method == Method::Options {
             // A keepalive OPTIONS to sipfront itself.
@@ -432,6 +490,33 @@ impl Forwarder {
         Ok(Route { target, ranking })
     }
 
+    /// Where a request for the NAT flow `f` goes: the endpoint its contact
+    /// moved to if the NAT rebound, from the listen socket the flow came in
+    /// on (so the NAT's mapping matches).
+    fn flow_target(&mut self, f: Flow) -> Target {
+        let Some(nat) = self.nat.as_deref() else {
+            return Target::Reply(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let cur = nat.table.current(&f);
+        self.stats.nat.flows_resolved += 1;
+        if cur != f {
+            self.stats.nat.flows_rebound += 1;
+        }
+        if !usable(cur.addr.ip()) {
+            return Target::Reply(StatusCode::new(478).unwrap_or(StatusCode::BAD_REQUEST));
+        }
+        let listen = if usize::from(cur.listen) < self.id.listens.len() {
+            cur.listen
+        } else {
+            0
+        };
+        Target::Send {
+            to: cur.addr,
+            socket: Socket::Listen(listen),
+            backend: None,
+        }
+    }
+
     /// The address a URI routes to: an IP literal, or a backend's name.
     fn uri_target(&self, uri: &Uri<'_>, routing: &Routing, d: Datagram<'_>) -> Target {
         // No resolver on the message path: a name is not routable (478).
@@ -476,6 +561,39 @@ impl Forwarder {
         e.clear();
         // §18.2.1 / RFC 3581: where the request really came from.
         writer::set_received_on(m, &req.top_via, e, d.src.ip(), d.src.port());
+        let listen = match d.socket {
+            Socket::Listen(i) => i,
+            _ => 0,
+        };
+        let mut nat_flag = 0;
+        if let Some(nat) = self.nat.as_deref_mut() {
+            // Responses go back to the port the NAT mapped.
+            writer::force_rport(m, &req.top_via, e, d.src.port());
+            let rr = self
+                .record_routes
+                .get(usize::from(listen))
+                .map(|r| &r.0[..]);
+            let now_ms = self.now_us / 1000;
+            let (nated, new) = nat_request(
+                nat,
+                &mut self.stats,
+                m,
+                req,
+                d,
+                socket,
+                listen,
+                rr,
+                e,
+                now_ms,
+            );
+            if nated {
+                nat_flag = branch::NAT_FLAG;
+            }
+            if let Some(id) = new {
+                let at = now_ms + nat.cfg.keepalive_interval_ms;
+                self.timers.arm(at, Timer::NatPing(id));
+            }
+        }
         // §16.4: drop the Routes that name sipfront.
         if m.header(HeaderName::Route).is_some() {
             let ours = m
@@ -490,10 +608,6 @@ impl Forwarder {
             }
         }
         // §16.6 step 8: sipfront's Via, from the worker's egress socket.
-        let listen = match d.socket {
-            Socket::Listen(i) => i,
-            _ => 0,
-        };
         let hash = branch::request_hash_with(
             m,
             req.from.tag(),
@@ -507,12 +621,12 @@ impl Forwarder {
         match txn {
             Some(t) => {
                 let mut bt = [0u8; branch::LEN_TXN];
-                branch::format_txn(self.worker, listen, hash, t, &mut bt);
+                branch::format_txn(self.worker, listen | nat_flag, hash, t, &mut bt);
                 via.extend_from_slice(&bt);
             }
             None => {
                 let mut b = [0u8; branch::LEN];
-                branch::format(self.worker, listen, hash, &mut b);
+                branch::format(self.worker, listen | nat_flag, hash, &mut b);
                 via.extend_from_slice(&b);
             }
         }
@@ -545,11 +659,15 @@ impl Forwarder {
             .filter(|_| self.id.is_me(&top.host, top.port))
     }
 
-    /// Writes response `m` without sipfront's Via into `out` (§16.7 step 9)
-    /// and counts it relayed; false when it cannot be written.
-    pub fn strip_via(&mut self, m: &Message<'_>, out: &mut Vec<u8>) -> bool {
+    /// Writes response `m`, which came `from`, without sipfront's Via into
+    /// `out` (§16.7 step 9), with NAT handling's edits, and counts it
+    /// relayed; false when it cannot be written.
+    pub fn strip_via(&mut self, m: &Message<'_>, from: &Source, out: &mut Vec<u8>) -> bool {
         self.edits.clear();
         writer::remove_top_via(m, &mut self.edits);
+        if self.nat.is_some() {
+            self.nat_response(m, from);
+        }
         if writer::write(m, &mut self.edits, out).is_err() {
             return false;
         }
@@ -560,7 +678,8 @@ impl Forwarder {
     /// The stateless response relay (§16.7 step 3, §18.2.2): sipfront's
     /// Via removed, sent to the next Via (received/rport honoured) from the
     /// listen socket the request came in on.
-    pub fn relay_response(&mut self, m: &Message<'_>, resp: &Response<'_>, b: &branch::Parsed) {
+    pub fn relay_response(&mut self, m: &Message<'_>, resp: &Response<'_>, from: &Source) {
+        let b = &from.branch;
         let Some(next) = &resp.next_via else {
             self.stats.drop(DropReason::NoNextVia);
             return;
@@ -578,7 +697,7 @@ impl Forwarder {
             return;
         };
         let mut out = self.out.buffer();
-        if !self.strip_via(m, &mut out) {
+        if !self.strip_via(m, from, &mut out) {
             self.out.recycle(out);
             self.stats.drop(DropReason::BadResponse);
             return;
@@ -595,6 +714,276 @@ impl Forwarder {
             Socket::Listen(0)
         }
     }
+}
+
+impl Forwarder {
+    /// NAT handling of a response being relayed (its edits go with the
+    /// Via removal): a UA's answer (not from a backend) has its
+    /// Contact fixed when the UA is behind NAT; an answer a backend sends
+    /// toward a NATed UA teaches the flow table (a REGISTER's 2xx binds the
+    /// registration, an INVITE's 2xx starts a dialog).
+    fn nat_response(&mut self, m: &Message<'_>, from: &Source) {
+        let Some(nat) = self.nat.as_deref_mut() else {
+            return;
+        };
+        let now_ms = self.now_us / 1000;
+        let code = m.status().map_or(0, |c| c.as_u16());
+        let cseq = m.cseq().map(|c| c.method).unwrap_or(Method::Other);
+        let keep = nat.cfg.keepalive != keepalive::Keepalive::Off;
+        let mut new = None;
+        if from.ua {
+            let listen = from.branch.listen;
+            let hit = detect::response(m, from.src, nat.cfg.tests);
+            if hit.is_empty() {
+                return;
+            }
+            self.stats.nat.nated_responses += 1;
+            self.stats.nat.count_verdict(hit);
+            let flow = Flow::udp(from.src, listen);
+            if let Some(how) = nat.cfg.contact {
+                let n = fix::fix_contacts(m, &mut self.edits, &flow, how);
+                count_fixed(&mut self.stats.nat, how, n);
+            }
+            if keep && cseq == Method::Invite && (200..300).contains(&code) {
+                if let Ok(cid) = m.call_id() {
+                    let until = now_ms + nat.cfg.dialog_timeout_ms;
+                    new = noted(nat.table.dialog(now_ms, &flow, table::call_key(cid), until));
+                }
+            }
+        } else if from.branch.nat && keep && (200..300).contains(&code) {
+            // The UA's flow: where the response goes (the next Via,
+            // with the received/rport sipfront wrote).
+            let Some(Ok(next)) = m.vias().nth(1) else {
+                return;
+            };
+            let Some(ip) = next.received.and_then(crate::sip::host::parse_ip) else {
+                return;
+            };
+            let Some(Some(port)) = next.rport else {
+                return;
+            };
+            let flow = Flow::udp(SocketAddr::new(ip, port), from.branch.listen);
+            match cseq {
+                Method::Register => {
+                    let expires = register_expires(m);
+                    nat.table.register_confirmed(now_ms, &flow, expires);
+                }
+                Method::Invite => {
+                    if let Ok(cid) = m.call_id() {
+                        let until = now_ms + nat.cfg.dialog_timeout_ms;
+                        new = noted(nat.table.dialog(now_ms, &flow, table::call_key(cid), until));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(id) = new {
+            self.timers
+                .arm(now_ms + nat.cfg.keepalive_interval_ms, Timer::NatPing(id));
+        }
+        self.nat_gauges();
+    }
+
+    fn nat_gauges(&mut self) {
+        if let Some(nat) = self.nat.as_deref() {
+            let t = nat.table.stats;
+            let s = &mut self.stats.nat;
+            s.flows = nat.table.len() as u64;
+            s.flows_refused = t.refused;
+            s.flows_expired = t.expired;
+            s.flows_dead = t.dead;
+            s.contacts_moved = t.rebound;
+        }
+    }
+
+    /// A flow's keepalive timer fired: ping it (and re-arm), or let it go.
+    pub fn nat_ping(&mut self, id: FlowId) {
+        let Some(nat) = self.nat.as_deref_mut() else {
+            return self.stats.internal_fault();
+        };
+        let now_ms = self.now_us / 1000;
+        let kind = nat.cfg.keepalive;
+        let failures = if kind.is_sip() {
+            nat.cfg.keepalive_failures
+        } else {
+            0
+        };
+        if let Due::Ping(flow, seq) = nat.table.due(id, now_ms, failures) {
+            let listen = usize::from(flow.listen).min(self.id.listens.len().saturating_sub(1));
+            if let Some(l) = self.id.listens.get(listen) {
+                let sender = keepalive::Sender {
+                    worker: self.worker,
+                    listen_host: &l.host,
+                    listen_port: l.port,
+                    from: &nat.cfg.keepalive_from,
+                };
+                let mut b = self.out.buffer();
+                keepalive::write(kind, &sender, &flow, id.to_u64(), seq, &mut b);
+                self.stats.nat.keepalives_sent += 1;
+                let socket = Socket::Listen(listen as u8);
+                match kind {
+                    keepalive::Keepalive::Options => self.stats.originate(Originated::Options),
+                    keepalive::Keepalive::Notify => self.stats.originate(Originated::Notify),
+                    _ => {}
+                }
+                if !self.out.push(
+                    Transmit::Send {
+                        socket,
+                        to: flow.addr,
+                    },
+                    b,
+                ) {
+                    self.stats.drop(DropReason::OutboxFull);
+                }
+            }
+            let interval = nat.cfg.keepalive_interval_ms;
+            self.timers.arm(now_ms + interval, Timer::NatPing(id));
+        }
+        self.nat_gauges();
+    }
+
+    /// An answer to the keepalive whose branch suffix is `txn`.
+    pub fn nat_answered(&mut self, txn: u64) {
+        let id = FlowId::from_u64(txn & !keepalive::BRANCH_FLAG);
+        if let Some(nat) = self.nat.as_deref_mut() {
+            if nat.table.answered(id) {
+                self.stats.nat.keepalives_answered += 1;
+            }
+        } else {
+            self.stats.drop(DropReason::ResponseNotOurs);
+        }
+    }
+
+    /// The flows kept open, for the admin API.
+    pub fn nat_flows(&self, limit: usize) -> Vec<crate::nat::FlowInfo> {
+        self.nat
+            .as_deref()
+            .map(|n| n.table.list(self.now_us / 1000, limit))
+            .unwrap_or_default()
+    }
+}
+
+/// The flow to arm a keepalive for (a full table is counted by the table).
+fn noted(n: Noted) -> Option<FlowId> {
+    match n {
+        Noted::New(id) => Some(id),
+        Noted::Known | Noted::Full => None,
+    }
+}
+
+fn count_fixed(s: &mut crate::nat::NatStats, how: ContactFix, n: usize) {
+    let n = n as u64;
+    match how {
+        ContactFix::Alias => s.contacts_aliased += n,
+        ContactFix::Rewrite => s.contacts_rewritten += n,
+        ContactFix::Received => s.contacts_received += n,
+    }
+}
+
+/// How long a REGISTER's 2xx binds: the largest `expires` of its
+/// Contacts, else its Expires header; 0 without Contacts (RFC 3261
+/// §10.3 step 8: the 2xx lists the current bindings).
+fn register_expires(m: &Message<'_>) -> u32 {
+    let header = m.expires().ok().flatten();
+    let mut best: Option<u32> = None;
+    for c in m.contacts().flatten() {
+        if let Some(a) = c.addr() {
+            let e = a.expires().or(header).unwrap_or(3600);
+            best = Some(best.map_or(e, |b| b.max(e)));
+        }
+    }
+    best.unwrap_or(0)
+}
+
+/// NAT handling of a request being forwarded (its edits join the
+/// forwarding edits in `e`). Returns whether the sender is behind NAT, and
+/// a new flow whose keepalive must be armed.
+#[allow(clippy::too_many_arguments)]
+fn nat_request(
+    nat: &mut NatPart,
+    stats: &mut Stats,
+    m: &Message<'_>,
+    req: &Request<'_>,
+    d: Datagram<'_>,
+    socket: Socket,
+    listen: u8,
+    path_uri: Option<&[u8]>,
+    e: &mut crate::sip::Edits,
+    now_ms: u64,
+) -> (bool, Option<FlowId>) {
+    if req.method == Method::Bye {
+        // The dialog ends: its flow is kept no longer for it.
+        nat.table.end_dialog(table::call_key(req.call_id));
+    }
+    if let Socket::Listen(_) = socket {
+        // Toward a UA: a flow in the Request-URI is removed
+        // (handle_ruri_alias); the request goes to the flow.
+        if let Some((_, p)) = fix::uri_flow(&req.ruri) {
+            fix::remove_ruri_param(m, e, &p);
+        }
+        return (false, None);
+    }
+    let Socket::Listen(_) = d.socket else {
+        // From a backend's side: not a UA's flow.
+        return (false, None);
+    };
+    let hit = detect::request(m, &req.top_via, d.src, nat.cfg.tests);
+    if hit.is_empty() {
+        return (false, None);
+    }
+    if nat.count {
+        stats.nat.nated_requests += 1;
+        stats.nat.count_verdict(hit);
+    }
+    let flow = Flow::udp(d.src, listen);
+    let count = nat.count;
+    let fixed = |how: ContactFix, e: &mut crate::sip::Edits, stats: &mut Stats| {
+        let n = fix::fix_contacts(m, e, &flow, how);
+        if count {
+            count_fixed(&mut stats.nat, how, n);
+        }
+    };
+    let mut new = None;
+    if req.method == Method::Register {
+        match nat.cfg.register {
+            RegisterFix::Path => {
+                if let Some(uri) = path_uri {
+                    fix::add_path(m, e, uri, &flow);
+                    if count {
+                        stats.nat.paths_added += 1;
+                    }
+                }
+            }
+            RegisterFix::Received => fixed(ContactFix::Received, e, stats),
+            RegisterFix::Contact => {
+                if let Some(how) = nat.cfg.contact {
+                    fixed(how, e, stats);
+                }
+            }
+        }
+        if nat.cfg.keepalive != keepalive::Keepalive::Off {
+            let aor = &req.to.uri;
+            let header = m.expires().ok().flatten();
+            for c in m.contacts().flatten() {
+                let Some(a) = c.addr() else { continue };
+                let u = &a.uri;
+                let key = table::contact_key(
+                    aor.user.unwrap_or(b""),
+                    aor.host_raw,
+                    u.user.unwrap_or(b""),
+                    u.host_raw,
+                    u.port_or_default(),
+                );
+                let expires = a.expires().or(header).unwrap_or(3600);
+                if let Noted::New(id) = nat.table.register_sent(now_ms, &flow, key, expires) {
+                    new = Some(id);
+                }
+            }
+        }
+    } else if let Some(how) = nat.cfg.contact {
+        fixed(how, e, stats);
+    }
+    (true, new)
 }
 
 /// Where a response to a request with top Via `via` from `src` goes

@@ -70,6 +70,8 @@ pub struct ProxyConfig {
     pub transactions: Option<txn::TxnConfig>,
     /// Most messages one worker may hold parked.
     pub max_parked: usize,
+    /// NAT traversal (`[nat]`), when enabled.
+    pub nat: Option<crate::nat::NatConfig>,
 }
 
 impl Default for ProxyConfig {
@@ -81,6 +83,7 @@ impl Default for ProxyConfig {
             limits: Limits::default(),
             transactions: None,
             max_parked: park::DEFAULT_CAPACITY,
+            nat: None,
         }
     }
 }
@@ -150,6 +153,8 @@ pub(crate) enum Timer {
     Park(ParkId),
     /// Pending branches look at their destinations' health.
     HealthWatch,
+    /// A NAT flow's keepalive is due.
+    NatPing(crate::nat::table::FlowId),
 }
 
 /// The proxy mode and the state it owns.
@@ -232,6 +237,11 @@ impl Engine {
         self.parked.live()
     }
 
+    /// The NAT flows this worker keeps open (at most `limit`).
+    pub fn nat_flows(&self, limit: usize) -> Vec<crate::nat::FlowInfo> {
+        self.fw.nat_flows(limit)
+    }
+
     /// Handles one received datagram.
     pub fn handle(&mut self, now: Instant, d: Datagram<'_>) {
         self.fw.set_now(now);
@@ -278,6 +288,7 @@ impl Engine {
                     Mode::Stateless(_) => self.fw.stats.internal_fault(),
                 },
                 Timer::Park(id) => self.park_expired(id),
+                Timer::NatPing(id) => self.fw.nat_ping(id),
             }
         }
         self.fired = fired;
@@ -439,12 +450,24 @@ impl Engine {
             }
             return self.fw.hand_over(b.worker, d);
         }
+        if let Some(t) = b
+            .txn
+            .filter(|t| t & crate::nat::keepalive::BRANCH_FLAG != 0)
+        {
+            // The answer to a NAT keepalive: the flow is alive.
+            return self.fw.nat_answered(t);
+        }
+        let from = forward::Source {
+            src: d.src,
+            branch: b,
+            ua: self.fw.nat.is_some() && self.routing.load().backend_at(&d.src).is_none(),
+        };
         if let (Some(t), Mode::Stateful(st)) = (b.txn, &mut self.mode) {
-            if st.response(&mut self.fw, m, t, &*self.health, d.src) {
+            if st.response(&mut self.fw, m, t, &*self.health, &from) {
                 return;
             }
         }
-        self.fw.relay_response(m, &resp, &b);
+        self.fw.relay_response(m, &resp, &from);
     }
 }
 
@@ -456,3 +479,6 @@ mod stateful_tests;
 
 #[cfg(test)]
 mod engine_tests;
+
+#[cfg(test)]
+mod nat_tests;

@@ -31,7 +31,7 @@
 //!   pending branches at once: a health watch on the wheel looks every
 //!   [`HEALTH_WATCH_MS`] while branches wait.
 
-use super::forward::{reply_addr, DialogAffinity, Forwarder, Target};
+use super::forward::{DialogAffinity, Forwarder, Source, Target};
 use super::stats::{Originated, Stats};
 use super::txn::{hop, CancelState, ClientState, ServerState, Table, TimerKind, Txn, TxnConfig};
 use super::{stateless, Datagram, Routing, Timer};
@@ -326,7 +326,7 @@ impl Stateful {
             key,
             invite,
             method: req.method,
-            upstream: reply_addr(Some(&req.top_via), d.src),
+            upstream: fw.reply_to(Some(&req.top_via), d.src),
             upstream_socket: d.socket,
             server: ServerState::Proceeding,
             last: Vec::new(),
@@ -472,7 +472,15 @@ impl Stateful {
             Some((m, req)) => fw.forward(m, req, d, t.dest_socket, &mut fwd, Some(txn_id)),
             None => Message::parse_with(&t.orig, &fw.cfg.limits).and_then(|m| {
                 let req = crate::sip::validate_request(&m)?;
-                fw.forward(&m, &req, d, t.dest_socket, &mut fwd, Some(txn_id))
+                // A failover: NAT handling counted this request already.
+                if let Some(n) = fw.nat.as_deref_mut() {
+                    n.count = false;
+                }
+                let r = fw.forward(&m, &req, d, t.dest_socket, &mut fwd, Some(txn_id));
+                if let Some(n) = fw.nat.as_deref_mut() {
+                    n.count = true;
+                }
+                r
             }),
         };
         if let Err(e) = r {
@@ -784,7 +792,7 @@ impl Stateful {
         m: &Message<'_>,
         txn: u64,
         health: &dyn Health,
-        src: SocketAddr,
+        from: &Source,
     ) -> bool {
         let slot = (txn >> 32) as u32;
         let attempt = txn as u32;
@@ -793,16 +801,16 @@ impl Stateful {
         };
         let mine = attempt.wrapping_sub(t.id) <= t.attempt.wrapping_sub(t.id);
         if mine {
-            self.response_in(fw, slot, &mut t, m, (attempt, src), health);
+            self.response_in(fw, slot, &mut t, m, (attempt, from), health);
         }
         self.table.put(slot, t);
         mine
     }
 
     /// The response `m` without sipfront's Via, in a pooled buffer.
-    fn relayable(fw: &mut Forwarder, m: &Message<'_>) -> Option<Vec<u8>> {
+    fn relayable(fw: &mut Forwarder, m: &Message<'_>, from: &Source) -> Option<Vec<u8>> {
         let mut buf = fw.out.buffer();
-        if fw.strip_via(m, &mut buf) {
+        if fw.strip_via(m, from, &mut buf) {
             Some(buf)
         } else {
             fw.out.recycle(buf);
@@ -816,9 +824,10 @@ impl Stateful {
         slot: u32,
         t: &mut Txn,
         m: &Message<'_>,
-        (attempt, src): (u32, SocketAddr),
+        (attempt, from): (u32, &Source),
         health: &dyn Health,
     ) {
+        let src = from.src;
         let code = m.status().map_or(0, |c| c.as_u16());
         let cseq = m.cseq().map(|c| c.method).unwrap_or(Method::Other);
         if cseq == Method::Cancel {
@@ -837,7 +846,7 @@ impl Stateful {
             } else if t.invite && (200..300).contains(&code) {
                 // A 2xx is relayed whatever happened (§16.7 step 5); the
                 // caller ends the extra dialog (§13.2.2.4).
-                if let Some(b) = Self::relayable(fw, m) {
+                if let Some(b) = Self::relayable(fw, m, from) {
                     fw.send(t.upstream_socket, t.upstream, b);
                 }
             }
@@ -880,7 +889,7 @@ impl Stateful {
                 // §16.7 step 5: 100 is not forwarded; the others are, while
                 // no final response went upstream.
                 if code > 100 && t.server == ServerState::Proceeding {
-                    if let Some(b) = Self::relayable(fw, m) {
+                    if let Some(b) = Self::relayable(fw, m, from) {
                         t.last = b.clone();
                         fw.send(t.upstream_socket, t.upstream, b);
                     }
@@ -896,7 +905,7 @@ impl Stateful {
                 }
                 t.client = ClientState::Completed;
                 disarm_client(t);
-                if let Some(b) = Self::relayable(fw, m) {
+                if let Some(b) = Self::relayable(fw, m, from) {
                     if t.server == ServerState::Accepted {
                         fw.send(t.upstream_socket, t.upstream, b);
                     } else {
@@ -928,7 +937,7 @@ impl Stateful {
                         self.affinity.remove(cid);
                     }
                 }
-                let resp = Self::relayable(fw, m);
+                let resp = Self::relayable(fw, m, from);
                 let sc = StatusCode::new(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 // Only requests the dispatcher placed have candidates.
                 self.branch_failed(fw, slot, t, sc, resp, failover_code && code >= 300);

@@ -95,10 +95,17 @@ pub enum Originated {
     Cancel,
     /// An OPTIONS of sipfront's own (keepalives toward NATed clients).
     Options,
+    /// A NOTIFY keepalive toward a NATed client.
+    Notify,
 }
 
 impl Originated {
-    pub const ALL: [Originated; 3] = [Originated::Ack, Originated::Cancel, Originated::Options];
+    pub const ALL: [Originated; 4] = [
+        Originated::Ack,
+        Originated::Cancel,
+        Originated::Options,
+        Originated::Notify,
+    ];
 
     /// The SIP method, also the metric label.
     pub fn method(&self) -> &'static str {
@@ -106,6 +113,7 @@ impl Originated {
             Originated::Ack => "ACK",
             Originated::Cancel => "CANCEL",
             Originated::Options => "OPTIONS",
+            Originated::Notify => "NOTIFY",
         }
     }
 }
@@ -167,6 +175,8 @@ pub struct Stats {
     /// the table was full, resumed, and answered at their deadline.
     pub parked_total: u64,
     pub parked_current: u64,
+    /// NAT traversal.
+    pub nat: crate::nat::NatStats,
     pub park_refused: u64,
     pub park_resumed: u64,
     pub park_timeouts: u64,
@@ -242,6 +252,7 @@ impl Default for Stats {
             originated: [0; Originated::ALL.len()],
             parked_total: 0,
             parked_current: 0,
+            nat: crate::nat::NatStats::default(),
             park_refused: 0,
             park_resumed: 0,
             park_timeouts: 0,
@@ -351,6 +362,7 @@ impl Stats {
         self.park_refused += o.park_refused;
         self.park_resumed += o.park_resumed;
         self.park_timeouts += o.park_timeouts;
+        self.nat.merge(&o.nat);
     }
 
     /// Counts a request forwarded with `method`.
@@ -423,6 +435,20 @@ impl Stats {
             ("park_refused", self.park_refused),
             ("park_timeouts", self.park_timeouts),
         ] {
+            if v > 0 {
+                s.push_str(&format!("{name} {v}\n"));
+            }
+        }
+        for (i, t) in crate::nat::Test::ALL.iter().enumerate() {
+            if self.nat.detected[i] > 0 {
+                s.push_str(&format!(
+                    "nat_detected_{} {}\n",
+                    t.name(),
+                    self.nat.detected[i]
+                ));
+            }
+        }
+        for (name, v) in self.nat.fields() {
             if v > 0 {
                 s.push_str(&format!("{name} {v}\n"));
             }
