@@ -5,7 +5,7 @@
 # `message` and `framing`, SDP bodies for `sdp`, URIs for `uri`. The
 # rtpproxy targets are seeded from the control requests Kamailio sent
 # (rtpproxy/tests/fixtures/{classic,ng}), else from literal commands.
-#   fuzz/run.sh [message|uri|framing|sdp|proxy|admin_http|rtpproxy_classic|rtpproxy_ng|all] [seconds per target]
+#   fuzz/run.sh [message|uri|framing|sdp|proxy|admin_http|rtpproxy_classic|rtpproxy_ng|nat_alias|all] [seconds per target]
 # `proxy` gets datagram sequences: each message from the client (first byte
 # 0) and the responses of the corpus from a backend (first byte 1), joined
 # by NUL NUL.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 targets=${1:-all}
 secs=${2:-60}
-[ "$targets" = all ] && targets="message uri framing sdp proxy admin_http rtpproxy_classic rtpproxy_ng"
+[ "$targets" = all ] && targets="message uri framing sdp proxy admin_http rtpproxy_classic rtpproxy_ng nat_alias"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 python3 - <<'PY'
 import os, re, glob
@@ -35,6 +35,12 @@ for f in files:
     for i, u in enumerate(uris):
         put("uri", f"{name}-{i}", u)
     put("proxy", name, b"\x00" + data)
+for i, v in enumerate([b"203.0.113.5~40312~1", b"[2001:db8::7]~5062~2~2", b"2001:db8::7~5062~2",
+        b"sip:198.51.100.9:1024", b"\"sip:192.0.2.1:5070;transport=tcp\"", b"sip:[2001:db8::1]:5061%3Btransport=tls",
+        b"sip:alice@10.0.0.5:5060;alias=203.0.113.5~40312~1;ob",
+        b"sip:alice@10.0.0.5;received=sip:203.0.113.5:40312",
+        b"sip:198.51.100.10:5060;lr;alias=203.0.113.5~40312~1"]):
+    put("nat_alias", f"seed-{i}", v)
 responses = [open(f, "rb").read() for f in files if open(f, "rb").read().startswith(b"SIP/2.0 ")]
 requests = [open(f, "rb").read() for f in files if not open(f, "rb").read().startswith(b"SIP/2.0 ")]
 for i, req in enumerate(requests):

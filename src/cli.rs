@@ -219,6 +219,9 @@ pub enum CtlAction {
     Reload,
     /// Counters as JSON.
     Stats,
+    /// The NAT flows kept open with keepalives, per worker, as JSON
+    /// (what nathelper's pinger would find in usrloc).
+    Nat,
     /// The Prometheus page.
     Metrics,
     /// Liveness: exit 0 while every worker runs.
@@ -239,6 +242,7 @@ impl CtlAction {
             },
             CtlAction::Reload => Action::Reload,
             CtlAction::Stats => Action::Stats,
+            CtlAction::Nat => Action::Nat,
             CtlAction::Metrics => Action::Metrics,
             CtlAction::Health => Action::Health,
             CtlAction::Ready => Action::Ready,

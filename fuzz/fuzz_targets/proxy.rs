@@ -2,7 +2,8 @@
 //! input is a sequence of datagrams (split on `\0\0`), each arriving from
 //! the client, from a backend or on a control socket (by its first byte),
 //! with the clock moving on between them so the timers fire; some are
-//! parked and resumed, some hand-overs fail. Nothing may panic, the tables
+//! parked and resumed, some hand-overs fail; NAT traversal is on for
+//! odd-length inputs. Nothing may panic, the tables
 //! stay within their bounds, every datagram sipfront sends is SIP it can
 //! parse again, and no internal fault is counted.
 #![no_main]
@@ -52,6 +53,14 @@ fuzz_target!(|data: &[u8]| {
                 ..TxnConfig::default()
             }),
             max_parked: 8,
+            // NAT traversal on for odd-length inputs: detection, Contact
+            // and Path edits, flows from Route/R-URI, keepalives.
+            nat: (data.len() % 2 == 1).then(|| sipfront::nat::NatConfig {
+                enabled: true,
+                keepalive_interval_ms: 100,
+                max_flows: 4,
+                ..sipfront::nat::NatConfig::default()
+            }),
             ..ProxyConfig::default()
         };
         let e = Engine::new(cfg, Arc::clone(&id), 0, Arc::clone(&routing), Arc::new(AllActive));
@@ -93,6 +102,7 @@ fuzz_target!(|data: &[u8]| {
             let e = p.engine();
             assert!(e.transaction_memory().0 <= 16);
             assert!(e.parked() <= 8);
+            assert!(e.stats().nat.flows <= 4, "the NAT flow table outgrew max_flows");
             assert!(e.stats().transactions_pending <= e.stats().transactions_current);
             assert_eq!(e.stats().internal_faults, 0);
             if i > 64 {

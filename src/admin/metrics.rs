@@ -83,6 +83,83 @@ fn backend_labels(b: &BackendView) -> String {
 }
 
 /// Renders the whole page.
+/// NAT traversal's counters (docs/nat.md).
+fn nat(o: &mut Out, n: &crate::nat::NatStats) {
+    o.head(
+        "sipfront_nat_detected_total",
+        "counter",
+        "Messages found behind NAT, by the detection test that hit.",
+    );
+    for (i, t) in crate::nat::Test::ALL.iter().enumerate() {
+        o.line(
+            "sipfront_nat_detected_total",
+            &format!("test=\"{}\"", t.name()),
+            n.detected[i],
+        );
+    }
+    o.head(
+        "sipfront_nat_contacts_fixed_total",
+        "counter",
+        "Contact values fixed for UAs behind NAT, by strategy.",
+    );
+    for (how, v) in [
+        ("alias", n.contacts_aliased),
+        ("rewrite", n.contacts_rewritten),
+        ("received", n.contacts_received),
+    ] {
+        o.line("sipfront_nat_contacts_fixed_total", &format!("how=\"{how}\""), v);
+    }
+    for (name, help, v) in [
+        ("sipfront_nat_requests_total", "Requests from UAs behind NAT.", n.nated_requests),
+        ("sipfront_nat_responses_total", "Responses from UAs behind NAT.", n.nated_responses),
+        ("sipfront_nat_paths_added_total", "Path headers added to REGISTERs (RFC 3327).", n.paths_added),
+        (
+            "sipfront_nat_flows_resolved_total",
+            "Requests sent to the NAT flow a Path, alias or received parameter named.",
+            n.flows_resolved,
+        ),
+        (
+            "sipfront_nat_flows_rebound_total",
+            "Of those, sent to the endpoint the contact moved to after its NAT rebound.",
+            n.flows_rebound,
+        ),
+        ("sipfront_nat_keepalives_sent_total", "NAT keepalives sent.", n.keepalives_sent),
+        (
+            "sipfront_nat_keepalives_answered_total",
+            "SIP keepalives answered.",
+            n.keepalives_answered,
+        ),
+        (
+            "sipfront_nat_flows_dead_total",
+            "Flows dropped after unanswered keepalives.",
+            n.flows_dead,
+        ),
+        (
+            "sipfront_nat_flows_expired_total",
+            "Flows let go when their registrations and dialogs ended.",
+            n.flows_expired,
+        ),
+        (
+            "sipfront_nat_flows_refused_total",
+            "Flows or contacts not kept because a table was full.",
+            n.flows_refused,
+        ),
+        (
+            "sipfront_nat_contacts_moved_total",
+            "Contacts that re-registered from another NAT endpoint.",
+            n.contacts_moved,
+        ),
+    ] {
+        o.one(name, "counter", help, v);
+    }
+    o.one(
+        "sipfront_nat_flows",
+        "gauge",
+        "NAT flows kept open with keepalives now, all workers.",
+        n.flows,
+    );
+}
+
 pub fn render(s: &Stats, x: &Extra) -> String {
     let mut o = Out(String::with_capacity(16 * 1024));
     o.head(
@@ -238,6 +315,8 @@ pub fn render(s: &Stats, x: &Extra) -> String {
         s.transactions_pending,
     );
 
+    nat(&mut o, &s.nat);
+
     o.head(
         "sipfront_replies_total",
         "counter",
@@ -281,7 +360,7 @@ pub fn render(s: &Stats, x: &Extra) -> String {
     o.head(
         "sipfront_originated_total",
         "counter",
-        "Requests sipfront sent on its own (hop-by-hop ACK, CANCEL), by method.",
+        "Requests sipfront sent on its own (hop-by-hop ACK, CANCEL, NAT keepalives), by method.",
     );
     for k in Originated::ALL {
         o.line(

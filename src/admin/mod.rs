@@ -282,6 +282,7 @@ impl Control {
                 body: metrics::render(&self.observer.stats(), &self.metrics_extra()),
             },
             ("GET", ["stats"]) => Response::json(200, stats_json(&self.observer.stats())),
+            ("GET", ["nat"]) => Response::json(200, nat_json(&self.observer.stats())),
             ("GET", ["backends"]) => Response::json(200, self.backends_json()),
             ("POST", ["reload"]) => match self.reload("admin API") {
                 Ok(r) => Response::json(200, r.to_json()),
@@ -291,11 +292,11 @@ impl Control {
                 ),
             },
             ("POST", ["backends", set, uri, "state"]) => self.set_state(set, uri, req),
-            (_, ["metrics" | "stats" | "backends" | "reload"])
+            (_, ["metrics" | "stats" | "nat" | "backends" | "reload"])
             | (_, ["backends", _, _, "state"]) => Response::text(405, "method not allowed\n"),
             _ => Response::text(
                 404,
-                "not found; try /health /ready /metrics /stats /backends POST /reload \
+                "not found; try /health /ready /metrics /stats /nat /backends POST /reload \
                  POST /backends/{set}/{uri}/state\n",
             ),
         }
@@ -426,6 +427,36 @@ pub fn stats_json(s: &Stats) -> String {
     o
 }
 
+/// The NAT flows every worker keeps open (`GET /nat`, `sipfront ctl
+/// nat`): `{"flows":N,"listed":[...]}`; each worker lists at most
+/// `runtime::pump::NAT_FLOWS_PUBLISHED`.
+pub fn nat_json(s: &Stats) -> String {
+    let mut o = format!("{{\"flows\":{},\"listed\":[", s.nat.flows);
+    for (i, f) in s.nat_flows.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        let _ = write!(
+            o,
+            "{{\"address\":{},\"listen\":{},\"transport\":{},\"contacts\":{},\"dialogs\":{},\
+             \"expires_in_s\":{},\"keepalives_sent\":{},\"keepalives_answered\":{},\
+             \"unanswered\":{},\"age_s\":{}}}",
+            json_str(&f.flow.addr.to_string()),
+            f.flow.listen,
+            json_str(f.flow.transport.as_lowercase_str()),
+            f.contacts,
+            f.dialogs,
+            f.expires_in_s,
+            f.keepalives_sent,
+            f.keepalives_answered,
+            f.unanswered,
+            f.age_s
+        );
+    }
+    o.push_str("]}\n");
+    o
+}
+
 /// Starts the admin API on `listen`: an accept thread, and a short-lived
 /// thread per connection (at most [`MAX_CONNECTIONS`] at once).
 pub fn serve(
@@ -497,6 +528,28 @@ mod tests {
         assert_eq!(state_word("{\"x\":\"y\"}"), None);
         assert_eq!(state_word("  "), None);
         assert_eq!(state_word("{\"state\""), None);
+    }
+
+    #[test]
+    fn nat_json_lists_flows() {
+        let mut s = Stats::default();
+        s.nat.flows = 1;
+        s.nat_flows.push(crate::nat::FlowInfo {
+            flow: crate::nat::Flow::udp("[2001:db8::5]:4000".parse().unwrap(), 1),
+            contacts: 2,
+            dialogs: 0,
+            expires_in_s: 60,
+            keepalives_sent: 3,
+            keepalives_answered: 3,
+            unanswered: 0,
+            age_s: 9,
+        });
+        let j = nat_json(&s);
+        assert!(
+            j.starts_with("{\"flows\":1,\"listed\":[{\"address\":\"[2001:db8::5]:4000\",\"listen\":1,\"transport\":\"udp\",\"contacts\":2,"),
+            "{j}"
+        );
+        assert!(j.ends_with("\"age_s\":9}]}\n"), "{j}");
     }
 
     #[test]

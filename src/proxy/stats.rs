@@ -177,6 +177,9 @@ pub struct Stats {
     pub parked_current: u64,
     /// NAT traversal.
     pub nat: crate::nat::NatStats,
+    /// The NAT flows kept open, as last published (the engine's own
+    /// `Stats` leave this empty; the pump fills the published copy).
+    pub nat_flows: Vec<crate::nat::FlowInfo>,
     pub park_refused: u64,
     pub park_resumed: u64,
     pub park_timeouts: u64,
@@ -253,6 +256,7 @@ impl Default for Stats {
             parked_total: 0,
             parked_current: 0,
             nat: crate::nat::NatStats::default(),
+            nat_flows: Vec::new(),
             park_refused: 0,
             park_resumed: 0,
             park_timeouts: 0,
@@ -363,6 +367,7 @@ impl Stats {
         self.park_resumed += o.park_resumed;
         self.park_timeouts += o.park_timeouts;
         self.nat.merge(&o.nat);
+        self.nat_flows.extend(o.nat_flows.iter().cloned());
     }
 
     /// Counts a request forwarded with `method`.

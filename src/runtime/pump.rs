@@ -18,6 +18,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// NAT flows a worker lists for the admin API at most.
+pub const NAT_FLOWS_PUBLISHED: usize = 1024;
+
 /// How often a busy worker publishes its counters for `/metrics`, `/stats`
 /// and the drain logic (a copy of `Stats`, a few KiB). A worker that went
 /// quiet publishes once more this long after its last event, then sleeps.
@@ -174,6 +177,7 @@ impl Pump {
         if let Some(out) = &self.stats_out {
             if let Ok(mut s) = out.lock() {
                 s.clone_from(self.engine.stats());
+                s.nat_flows = self.engine.nat_flows(NAT_FLOWS_PUBLISHED);
             }
         }
     }
