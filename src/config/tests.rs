@@ -1316,3 +1316,138 @@ fn probe_admin_drain_environment() {
         "{e}"
     );
 }
+
+#[test]
+fn nat_section_defaults_keys_and_errors() {
+    use crate::nat::{ContactFix, Keepalive, RegisterFix, Test, Tests};
+    let c = load_text(SET).unwrap();
+    assert!(!c.nat.enabled);
+    assert_eq!(c.nat.tests, Tests::DEFAULT);
+    let c = load_text(&format!(
+        "[nat]\nenabled = true\ntests = [\"via-address\", \"sdp-private\"]\ncontact = \"rewrite\"\n\
+         register = \"received\"\nkeepalive = \"notify\"\nkeepalive_interval_ms = 15000\n\
+         keepalive_failures = 5\nkeepalive_from = \"sip:ping@edge.example.com\"\nmax_flows = 100\n\
+         dialog_timeout_ms = 60000\n{SET}"
+    ))
+    .unwrap();
+    let n = &c.nat;
+    assert!(n.enabled);
+    assert_eq!(n.tests, Tests::of(&[Test::ViaAddress, Test::SdpPrivate]));
+    assert_eq!(n.contact, Some(ContactFix::Rewrite));
+    assert_eq!(n.register, RegisterFix::Received);
+    assert_eq!(n.keepalive, Keepalive::Notify);
+    assert_eq!(
+        (
+            n.keepalive_interval_ms,
+            n.keepalive_failures,
+            n.max_flows,
+            n.dialog_timeout_ms
+        ),
+        (15_000, 5, 100, 60_000)
+    );
+    assert_eq!(n.keepalive_from, "sip:ping@edge.example.com");
+    assert!(c.summary().contains("nat: on, tests via-address,sdp-private (nat_uac_test 10), contact rewrite, register received, keepalive notify every 15000 ms"));
+    assert_eq!(
+        load_text(&format!("[nat]\ncontact = \"off\"\n{SET}"))
+            .unwrap()
+            .nat
+            .contact,
+        None
+    );
+
+    assert_err(
+        &format!("[nat]\ntests = [\"nat\"]\n{SET}"),
+        2,
+        10,
+        "nat.tests",
+        "not a NAT test",
+    );
+    assert_err(
+        &format!("[nat]\ntests = []\n{SET}"),
+        2,
+        9,
+        "nat.tests",
+        "no test",
+    );
+    assert_err(
+        &format!("[nat]\ncontact = \"fix\"\n{SET}"),
+        2,
+        11,
+        "nat.contact",
+        "alias, rewrite or off",
+    );
+    assert_err(
+        &format!("[nat]\nregister = \"usrloc\"\n{SET}"),
+        2,
+        12,
+        "nat.register",
+        "path, received or contact",
+    );
+    assert_err(
+        &format!("[nat]\nkeepalive = \"ping\"\n{SET}"),
+        2,
+        13,
+        "nat.keepalive",
+        "options, notify",
+    );
+    assert_err(
+        &format!("[nat]\nkeepalive_interval_ms = 10\n{SET}"),
+        2,
+        25,
+        "nat.keepalive_interval_ms",
+        "out of range",
+    );
+    assert_err(
+        &format!("[nat]\nmax_flows = 0\n{SET}"),
+        2,
+        13,
+        "nat.max_flows",
+        "out of range",
+    );
+    assert_err(
+        &format!("[nat]\nkeepalive_from = \"ping\"\n{SET}"),
+        2,
+        18,
+        "nat.keepalive_from",
+        "sip: or sips:",
+    );
+    let e = load_text(&format!("[nat]\nping = 1\n{SET}")).unwrap_err();
+    assert!(e.to_string().contains("unknown field `ping`"), "{e}");
+}
+
+#[test]
+fn nat_flags_and_environment() {
+    let cli = CliOverrides {
+        nat: true,
+        nat_keepalive: Some("crlf".into()),
+        ..CliOverrides::default()
+    };
+    let c = load_text_with(SET, &cli, &[]).unwrap();
+    assert!(c.nat.enabled);
+    assert_eq!(c.nat.keepalive, crate::nat::Keepalive::Crlf);
+    let env = [
+        ("SIPFRONT_NAT", "on"),
+        ("SIPFRONT_NAT_KEEPALIVE", "zero"),
+        ("SIPFRONT_NAT_KEEPALIVE_INTERVAL_MS", "5000"),
+    ];
+    let c = load_text_with(SET, &CliOverrides::default(), &env).unwrap();
+    assert!(c.nat.enabled);
+    assert_eq!(c.nat.keepalive, crate::nat::Keepalive::Zero);
+    assert_eq!(c.nat.keepalive_interval_ms, 5000);
+    // The flag wins over the environment.
+    let c = load_text_with(SET, &cli, &env).unwrap();
+    assert_eq!(c.nat.keepalive, crate::nat::Keepalive::Crlf);
+    let e =
+        load_text_with(SET, &CliOverrides::default(), &[("SIPFRONT_NAT", "maybe")]).unwrap_err();
+    assert!(e.to_string().contains("SIPFRONT_NAT"), "{e}");
+}
+
+#[test]
+fn at_most_eight_listen_addresses() {
+    let many: Vec<String> = (0..9)
+        .map(|i| format!("\"udp:127.0.0.1:{}\"", 6000 + i * 10))
+        .collect();
+    let e = load_text(&format!("[server]\nlisten = [{}]\n{SET}", many.join(", "))).unwrap_err();
+    assert_eq!(e.key, "server.listen", "{e}");
+    assert!(e.reason.contains("at most 8"), "{e}");
+}
