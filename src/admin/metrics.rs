@@ -107,12 +107,28 @@ fn nat(o: &mut Out, n: &crate::nat::NatStats) {
         ("rewrite", n.contacts_rewritten),
         ("received", n.contacts_received),
     ] {
-        o.line("sipfront_nat_contacts_fixed_total", &format!("how=\"{how}\""), v);
+        o.line(
+            "sipfront_nat_contacts_fixed_total",
+            &format!("how=\"{how}\""),
+            v,
+        );
     }
     for (name, help, v) in [
-        ("sipfront_nat_requests_total", "Requests from UAs behind NAT.", n.nated_requests),
-        ("sipfront_nat_responses_total", "Responses from UAs behind NAT.", n.nated_responses),
-        ("sipfront_nat_paths_added_total", "Path headers added to REGISTERs (RFC 3327).", n.paths_added),
+        (
+            "sipfront_nat_requests_total",
+            "Requests from UAs behind NAT.",
+            n.nated_requests,
+        ),
+        (
+            "sipfront_nat_responses_total",
+            "Responses from UAs behind NAT.",
+            n.nated_responses,
+        ),
+        (
+            "sipfront_nat_paths_added_total",
+            "Path headers added to REGISTERs (RFC 3327).",
+            n.paths_added,
+        ),
         (
             "sipfront_nat_flows_resolved_total",
             "Requests sent to the NAT flow a Path, alias or received parameter named.",
@@ -123,7 +139,11 @@ fn nat(o: &mut Out, n: &crate::nat::NatStats) {
             "Of those, sent to the endpoint the contact moved to after its NAT rebound.",
             n.flows_rebound,
         ),
-        ("sipfront_nat_keepalives_sent_total", "NAT keepalives sent.", n.keepalives_sent),
+        (
+            "sipfront_nat_keepalives_sent_total",
+            "NAT keepalives sent.",
+            n.keepalives_sent,
+        ),
         (
             "sipfront_nat_keepalives_answered_total",
             "SIP keepalives answered.",

@@ -67,6 +67,8 @@ pub(crate) struct Source {
 pub(crate) struct NatPart {
     pub cfg: NatConfig,
     pub table: FlowTable,
+    /// The routing snapshot, to tell backends from UAs.
+    pub routing: Arc<arc_swap::ArcSwap<Routing>>,
     /// Count verdicts (false while stateful mode re-forwards a request it
     /// counted already, on failover).
     pub count: bool,
@@ -102,7 +104,12 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    pub fn new(cfg: ProxyConfig, id: Arc<Identity>, worker: u8) -> Forwarder {
+    pub fn new(
+        cfg: ProxyConfig,
+        id: Arc<Identity>,
+        worker: u8,
+        routing: &Arc<arc_swap::ArcSwap<Routing>>,
+    ) -> Forwarder {
         let egress = id.egress.get(usize::from(worker)).copied();
         let egress_port = egress.map_or(5060, |a| a.port());
         let via_prefix = format!("SIP/2.0/UDP {}:{egress_port};branch=", id.via_host).into_bytes();
@@ -121,6 +128,7 @@ impl Forwarder {
         let nat = cfg.nat.clone().map(|c| {
             Box::new(NatPart {
                 table: FlowTable::new(c.max_flows),
+                routing: Arc::clone(routing),
                 cfg: c,
                 count: true,
             })
@@ -923,10 +931,10 @@ fn nat_request(
         }
         return (false, None);
     }
-    let Socket::Listen(_) = d.socket else {
-        // From a backend's side: not a UA's flow.
+    if nat.routing.load().backend_at(&d.src).is_some() {
+        // From a backend: not a UA's flow.
         return (false, None);
-    };
+    }
     let hit = detect::request(m, &req.top_via, d.src, nat.cfg.tests);
     if hit.is_empty() {
         return (false, None);

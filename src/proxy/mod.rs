@@ -190,7 +190,7 @@ impl Engine {
         };
         let parked = ParkTable::new(cfg.max_parked);
         Engine {
-            fw: Forwarder::new(cfg, id, worker),
+            fw: Forwarder::new(cfg, id, worker, &routing),
             mode,
             parked,
             routing,
@@ -460,7 +460,11 @@ impl Engine {
         let from = forward::Source {
             src: d.src,
             branch: b,
-            ua: self.fw.nat.is_some() && self.routing.load().backend_at(&d.src).is_none(),
+            ua: self
+                .fw
+                .nat
+                .as_ref()
+                .is_some_and(|n| n.routing.load().backend_at(&d.src).is_none()),
         };
         if let (Some(t), Mode::Stateful(st)) = (b.txn, &mut self.mode) {
             if st.response(&mut self.fw, m, t, &*self.health, &from) {

@@ -523,3 +523,26 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     assert!(sent.iter().all(|s| s.to != addr(PUBLIC)));
     assert_eq!(p.engine().stats().nat.flows_rebound, 1);
 }
+
+#[test]
+fn a_backends_own_requests_are_never_judged_behind_nat() {
+    let mut p = engine(
+        false,
+        nat_cfg(
+            Keepalive::Options,
+            RegisterFix::Path,
+            Some(ContactFix::Alias),
+        ),
+    );
+    let mut c = Capture::default();
+    // A backend whose Via names a private address and another port, with
+    // a private Contact, calling a public UA.
+    let inv = "INVITE sip:bob@192.0.2.99:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.9.9.9:5999;branch=z9hG4bK-b1\r\nMax-Forwards: 70\r\n\
+From: <sip:pbx@example.com>;tag=p1\r\nTo: <sip:bob@example.com>\r\nCall-ID: b1\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:pbx@10.9.9.9:5999>\r\nContent-Length: 0\r\n\r\n";
+    from_backend(&mut p, 0, inv.as_bytes(), Socket::Listen(0), &mut c);
+    let t = text(&sent_to(&c.take(), "192.0.2.99:5060"));
+    assert!(!t.contains("alias="), "{t}");
+    assert_eq!(p.engine().stats().nat.nated_requests, 0);
+}
