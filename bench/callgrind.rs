@@ -137,12 +137,20 @@ fn sf_step_tick(c: &mut Core) {
     c.p.timeout(now, &mut c.sink);
 }
 
-fn core(stateful: bool) -> Core {
+/// With `nat`, NAT traversal is on and the client's datagrams come from
+/// a NAT's public address (its Via names 192.0.2.101:5060): every call is
+/// detected, gets force_rport and a Contact alias, and its dialog keeps a
+/// flow in the keepalive table until the BYE.
+fn core(stateful: bool, nat: bool) -> Core {
     let a = |s: &str| -> SocketAddr { s.parse().unwrap() };
     let cfg = ProxyConfig {
         transactions: stateful.then(|| TxnConfig {
             max_transactions: 1 << 20,
             ..TxnConfig::default()
+        }),
+        nat: nat.then(|| sipfront::nat::NatConfig {
+            enabled: true,
+            ..sipfront::nat::NatConfig::default()
         }),
         ..ProxyConfig::default()
     };
@@ -152,7 +160,11 @@ fn core(stateful: bool) -> Core {
         now_us: 0,
         p,
         sink: Capture::default(),
-        client: a("192.0.2.101:5060"),
+        client: if nat {
+            a("203.0.113.5:40312")
+        } else {
+            a("192.0.2.101:5060")
+        },
         backend: a("127.0.0.1:5070"),
         allocs: (0, 0),
     }
@@ -179,7 +191,7 @@ fn report(name: &str, c: &Core, executed: u64) {
 
 /// The INVITE forwarded statelessly, and the 200 OK relayed back.
 fn single(which: &str) {
-    let mut c = core(false);
+    let mut c = core(false, false);
     warm(&mut c, INVITE, true);
     let fwd = c.collect().remove(0);
     let ok = answer(&fwd, "200 OK");
@@ -206,8 +218,8 @@ fn single(which: &str) {
 
 /// Whole calls; `n` warm-up calls then `n` measured, a tick after each
 /// batch (the clock moves 40 s, so every lingering entry of the batch ends).
-fn calls(stateful: bool) {
-    let mut c = core(stateful);
+fn calls(stateful: bool, nat: bool) {
+    let mut c = core(stateful, nat);
     let invite = String::from_utf8(INVITE.to_vec()).unwrap();
     for i in 0..2 * RUNS {
         let measured = i >= RUNS;
@@ -260,11 +272,17 @@ fn calls(stateful: bool) {
             c.collect();
         }
     }
-    let name = if stateful {
-        "stateful-call"
-    } else {
-        "stateless-call"
+    let name = match (stateful, nat) {
+        (true, false) => "stateful-call",
+        (false, false) => "stateless-call",
+        (true, true) => "stateful-call-nat",
+        (false, true) => "stateless-call-nat",
     };
+    if nat {
+        let n = &c.p.engine().stats().nat;
+        assert_eq!(n.nated_requests, 3 * 2 * RUNS as u64, "every INVITE, ACK and BYE detected");
+        assert_eq!(n.contacts_aliased, 2 * RUNS as u64, "every INVITE's Contact aliased");
+    }
     report(name, &c, 2 * RUNS);
 }
 
@@ -282,9 +300,15 @@ fn main() {
         single("ok200");
     }
     if all || which == "stateless-call" {
-        calls(false);
+        calls(false, false);
     }
     if all || which == "stateful-call" {
-        calls(true);
+        calls(true, false);
+    }
+    if all || which == "stateless-call-nat" {
+        calls(false, true);
+    }
+    if all || which == "stateful-call-nat" {
+        calls(true, true);
     }
 }

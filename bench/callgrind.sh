@@ -4,6 +4,7 @@
 #
 #   bench/callgrind.sh                  # every scenario
 #   bench/callgrind.sh invite ok200     # some: invite ok200 stateless-call stateful-call
+#                                       #   stateless-call-nat stateful-call-nat
 #   TOP=40 bench/callgrind.sh invite    # longer inclusive listing
 #
 # Prints, per scenario, the instructions per measured run (one message, or
@@ -30,7 +31,7 @@ for l in sys.stdin:
 [ -x "$BIN" ] || { echo "could not build bench/callgrind.rs" >&2; exit 1; }
 
 SCENARIOS=("$@")
-[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(invite ok200 stateless-call stateful-call)
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(invite ok200 stateless-call stateful-call stateless-call-nat stateful-call-nat)
 
 for s in "${SCENARIOS[@]}"; do
     f="$OUT/$s.out"
