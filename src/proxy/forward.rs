@@ -764,7 +764,9 @@ impl Forwarder {
             let Some(Ok(next)) = m.vias().nth(1) else {
                 return;
             };
-            let Some(ip) = next.received.and_then(crate::sip::host::parse_ip) else {
+            // No `received` when the sent-by address was the source.
+            let ip = next.received.and_then(crate::sip::host::parse_ip);
+            let Some(ip) = ip.or(next.host.ip()) else {
                 return;
             };
             let Some(Some(port)) = next.rport else {

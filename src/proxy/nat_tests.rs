@@ -546,3 +546,34 @@ CSeq: 1 INVITE\r\nContact: <sip:pbx@10.9.9.9:5999>\r\nContent-Length: 0\r\n\r\n"
     assert!(!t.contains("alias="), "{t}");
     assert_eq!(p.engine().stats().nat.nated_requests, 0);
 }
+
+#[test]
+fn a_public_via_with_a_nated_port_is_still_learned_rfc3581() {
+    // The UA knows its public address but not the port its NAT picked.
+    let mut p = engine(
+        false,
+        nat_cfg(
+            Keepalive::Options,
+            RegisterFix::Path,
+            Some(ContactFix::Alias),
+        ),
+    );
+    let mut c = Capture::default();
+    let reg = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bK-r7\r\n\
+Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:alice@example.com>\r\n\
+Call-ID: r7\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@203.0.113.5:5060>\r\nContent-Length: 0\r\n\r\n";
+    from_phone(&mut p, 0, reg.as_bytes(), &mut c);
+    let fwd = sent_to(&c.take(), BACKEND);
+    assert!(text(&fwd).contains("Path: <sip:198.51.100.10:5060;lr;alias=203.0.113.5~40312~1>"));
+    let ok = answer(
+        &fwd.data,
+        "200 OK",
+        Some("<sip:alice@203.0.113.5:5060>;expires=600"),
+    );
+    from_backend(&mut p, 5, &ok, Socket::Egress, &mut c);
+    assert_eq!(sent_to(&c.take(), PUBLIC).socket, Socket::Listen(0));
+    let flows = p.engine().nat_flows(10);
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].flow.addr, addr(PUBLIC));
+    assert!(flows[0].expires_in_s > 500, "{flows:?}");
+}
