@@ -280,8 +280,16 @@ fn calls(stateful: bool, nat: bool) {
     };
     if nat {
         let n = &c.p.engine().stats().nat;
-        assert_eq!(n.nated_requests, 3 * 2 * RUNS as u64, "every INVITE, ACK and BYE detected");
-        assert_eq!(n.contacts_aliased, 2 * RUNS as u64, "every INVITE's Contact aliased");
+        assert_eq!(
+            n.nated_requests,
+            3 * 2 * RUNS,
+            "every INVITE, ACK and BYE detected"
+        );
+        assert_eq!(
+            n.contacts_aliased,
+            2 * RUNS,
+            "every INVITE's Contact aliased"
+        );
     }
     report(name, &c, 2 * RUNS);
 }
