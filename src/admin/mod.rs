@@ -99,6 +99,10 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.probe.port != new.probe.port {
         v.push("probe.port");
     }
+    if old.nat != new.nat {
+        // Each worker's engine owns its NAT settings and flow table.
+        v.push("nat");
+    }
     v
 }
 
@@ -578,5 +582,7 @@ mod tests {
         b.probe.port = 7;
         b.probe.interval_ms = 5000;
         assert_eq!(restart_only(&a, &b), ["proxy", "probe.port"]);
+        b.nat.enabled = true;
+        assert_eq!(restart_only(&a, &b), ["proxy", "probe.port", "nat"]);
     }
 }

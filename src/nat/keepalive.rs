@@ -2,9 +2,10 @@
 //! listen socket the flow came in on: a SIP request (OPTIONS, or NOTIFY as
 //! Kamailio's `nat_traversal` does, whose answers are smaller), which makes
 //! the UA answer and so refreshes NATs that only count outbound packets;
-//! or a bare CRLF (RFC 5626 §3.5.1's keepalive on UDP) or four zero bytes
-//! (nathelper's default ping), which cost the UA nothing but only refresh
-//! NATs that count inbound packets too.
+//! or a bare double CRLF (RFC 5626 §3.5.1's ping, which a UA ignores on
+//! UDP, where RFC 5626 itself uses STUN) or four zero bytes (nathelper's
+//! default ping), which cost the UA nothing but only refresh NATs that
+//! count inbound packets too.
 //!
 //! A SIP keepalive's Via branch names the worker, the listen socket and
 //! the flow, so its answer comes back to the entry that sent it.

@@ -187,7 +187,8 @@ pub struct FlowTable {
     free: Vec<u32>,
     by_flow: HashMap<Key, u32, ahash::RandomState>,
     by_contact: HashMap<u64, u32, ahash::RandomState>,
-    by_call: HashMap<u64, u32, ahash::RandomState>,
+    /// A Call-ID can keep two endpoints (both parties behind NAT).
+    by_call: HashMap<u64, SmallVec<[u32; 2]>, ahash::RandomState>,
     /// Endpoints a contact left for another (old → new), bounded by `max`.
     moved: HashMap<Key, Flow, ahash::RandomState>,
     max: usize,
@@ -283,8 +284,11 @@ impl FlowTable {
             }
         }
         for d in &e.dialogs {
-            if self.by_call.get(&d.0) == Some(&slot) {
-                self.by_call.remove(&d.0);
+            if let Some(slots) = self.by_call.get_mut(&d.0) {
+                slots.retain(|s| *s != slot);
+                if slots.is_empty() {
+                    self.by_call.remove(&d.0);
+                }
             }
         }
         self.free.push(slot);
@@ -406,22 +410,27 @@ impl FlowTable {
                 return Noted::Full;
             }
         }
-        self.by_call.insert(call, slot);
+        let slots = self.by_call.entry(call).or_default();
+        if !slots.contains(&slot) {
+            slots.push(slot);
+        }
         self.noted(slot, new)
     }
 
     /// The dialog `call` ended (a BYE); its endpoint is dropped when
     /// nothing else keeps it.
     pub fn end_dialog(&mut self, call: u64) {
-        let Some(slot) = self.by_call.remove(&call) else {
+        let Some(slots) = self.by_call.remove(&call) else {
             return;
         };
-        let Some(e) = self.entry_mut(slot) else {
-            return;
-        };
-        e.dialogs.retain(|d| d.0 != call);
-        if e.is_empty() {
-            self.remove(slot);
+        for slot in slots {
+            let Some(e) = self.entry_mut(slot) else {
+                continue;
+            };
+            e.dialogs.retain(|d| d.0 != call);
+            if e.is_empty() {
+                self.remove(slot);
+            }
         }
     }
 
@@ -591,6 +600,16 @@ mod tests {
         // A dialog without BYE ends at its timeout.
         let id = new_id(t.dialog(0, &flow(5001), call_key(b"c3"), 10_000));
         assert_eq!(t.due(id, 10_001, 3), Due::Expired);
+    }
+
+    #[test]
+    fn a_bye_ends_both_nated_parties_of_one_call() {
+        let mut t = FlowTable::new(8);
+        new_id(t.dialog(0, &flow(6000), call_key(b"c"), 7_200_000));
+        new_id(t.dialog(0, &flow(6001), call_key(b"c"), 7_200_000));
+        assert_eq!(t.len(), 2);
+        t.end_dialog(call_key(b"c"));
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub(crate) struct NatPart {
     pub count: bool,
 }
 
+/// The URI parameter of sipfront's Record-Route and Path that names the
+/// worker holding a dialog's or registration's NAT flow.
+pub(crate) const WORKER_PARAM: &[u8] = b"sfw";
+
 /// Where dialogs live whose INVITE failed over (stateful mode): consulted
 /// by `route` for in-dialog requests without a Route set.
 pub(crate) trait DialogAffinity {
@@ -113,15 +117,24 @@ impl Forwarder {
         let egress = id.egress.get(usize::from(worker)).copied();
         let egress_port = egress.map_or(5060, |a| a.port());
         let via_prefix = format!("SIP/2.0/UDP {}:{egress_port};branch=", id.via_host).into_bytes();
+        // With NAT handling, sipfront's Record-Route and Path name the
+        // worker that holds the NAT flow (`sfw`), so the dialog's later
+        // requests, whichever worker the kernel gives them to, are handed
+        // to it.
+        let sfw = if cfg.nat.is_some() {
+            format!(";{}={worker}", String::from_utf8_lossy(WORKER_PARAM))
+        } else {
+            String::new()
+        };
         let record_routes = id
             .listens
             .iter()
             .map(|l| {
-                let rr = format!("sip:{}:{};lr", l.host, l.port).into_bytes();
+                let rr = format!("sip:{}:{};lr{sfw}", l.host, l.port).into_bytes();
                 let egress_ip = egress.map(|a| a.ip());
                 let out_rr = egress_ip
                     .filter(|ip| !ip.is_unspecified() && *ip != l.addr.ip())
-                    .map(|_| format!("sip:{}:{egress_port};lr", id.via_host).into_bytes());
+                    .map(|_| format!("sip:{}:{egress_port};lr{sfw}", id.via_host).into_bytes());
                 (rr, out_rr)
             })
             .collect();
@@ -496,6 +509,21 @@ impl Forwarder {
             None => Target::Reply(StatusCode::SERVICE_UNAVAILABLE),
         };
         Ok(Route { target, ranking })
+    }
+
+    /// The worker a request belongs to when its top Route is sipfront's
+    /// and names another worker (NAT handling's `sfw`): that worker holds
+    /// the NAT flow the request is about.
+    pub fn flow_owner(&self, m: &Message<'_>) -> Option<u8> {
+        self.nat.as_ref()?;
+        let top = m.routes().next()?.ok()?;
+        let uri = &top.uri;
+        if !uri.host.is_some_and(|h| self.id.is_me(&h, uri.port)) {
+            return None;
+        }
+        let v = uri.params.value(WORKER_PARAM)??;
+        let w: u8 = std::str::from_utf8(v).ok()?.parse().ok()?;
+        (w != self.worker && usize::from(w) < self.id.egress.len()).then_some(w)
     }
 
     /// Where a request for the NAT flow `f` goes: the endpoint its contact

@@ -394,7 +394,7 @@ impl Engine {
         match Message::parse_with(d.data, &self.fw.cfg.limits) {
             Ok(m) if m.is_request() => {
                 self.fw.stats.requests_in += 1;
-                self.request(&m, d);
+                self.request(&m, d, may_hand_over);
             }
             Ok(m) => {
                 self.fw.stats.responses_in += 1;
@@ -421,9 +421,16 @@ impl Engine {
         }
     }
 
-    fn request(&mut self, m: &Message<'_>, d: Datagram<'_>) {
+    fn request(&mut self, m: &Message<'_>, d: Datagram<'_>, may_hand_over: bool) {
         if d.data.len() > self.fw.cfg.max_message_size {
             return self.fw.reply(m, d, StatusCode::MESSAGE_TOO_LARGE);
+        }
+        if may_hand_over {
+            if let Some(w) = self.fw.flow_owner(m) {
+                // In a dialog (or toward a registration) whose NAT flow
+                // another worker holds.
+                return self.fw.hand_over(w, d);
+            }
         }
         let req = match validate_request(m) {
             Ok(r) => r,

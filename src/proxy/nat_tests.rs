@@ -32,7 +32,13 @@ fn nat_cfg(keepalive: Keepalive, register: RegisterFix, contact: Option<ContactF
 }
 
 fn engine(stateful: bool, nat: NatConfig) -> Pump {
-    let id = identity::Identity::new(&[addr(LISTEN)], &[addr("127.0.0.1:5061")], None, &[]);
+    engine_of(stateful, nat, 0)
+}
+
+/// Worker `worker` of two.
+fn engine_of(stateful: bool, nat: NatConfig, worker: u8) -> Pump {
+    let egress = [addr("127.0.0.1:5061"), addr("127.0.0.1:5062")];
+    let id = identity::Identity::new(&[addr(LISTEN)], &egress, None, &[]);
     let set = BackendSet::new(
         "default",
         Algorithm::CallId,
@@ -55,7 +61,7 @@ fn engine(stateful: bool, nat: NatConfig) -> Pump {
     Pump::new(Engine::new(
         cfg,
         Arc::new(id),
-        0,
+        worker,
         routing,
         Arc::new(AllActive),
     ))
@@ -182,7 +188,9 @@ fn register_gets_path_with_the_flow_and_rport_rfc3327_rfc3581() {
         let mut c = Capture::default();
         let fwd = register(&mut p, &mut c, 3600);
         assert!(
-            fwd.contains("\r\nPath: <sip:198.51.100.10:5060;lr;alias=203.0.113.5~40312~1>\r\n"),
+            fwd.contains(
+                "\r\nPath: <sip:198.51.100.10:5060;lr;sfw=0;alias=203.0.113.5~40312~1>\r\n"
+            ),
             "{fwd}"
         );
         // force_rport: the phone's Via now says where its NAT maps it.
@@ -564,7 +572,9 @@ Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:alice@examp
 Call-ID: r7\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@203.0.113.5:5060>\r\nContent-Length: 0\r\n\r\n";
     from_phone(&mut p, 0, reg.as_bytes(), &mut c);
     let fwd = sent_to(&c.take(), BACKEND);
-    assert!(text(&fwd).contains("Path: <sip:198.51.100.10:5060;lr;alias=203.0.113.5~40312~1>"));
+    assert!(
+        text(&fwd).contains("Path: <sip:198.51.100.10:5060;lr;sfw=0;alias=203.0.113.5~40312~1>")
+    );
     let ok = answer(
         &fwd.data,
         "200 OK",
@@ -576,4 +586,46 @@ Call-ID: r7\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@203.0.113.5:5060>\r\nCont
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0].flow.addr, addr(PUBLIC));
     assert!(flows[0].expires_in_s > 500, "{flows:?}");
+}
+
+#[test]
+fn a_dialogs_requests_go_to_the_worker_that_holds_its_flow() {
+    for stateful in [false, true] {
+        let cfg = nat_cfg(
+            Keepalive::Options,
+            RegisterFix::Path,
+            Some(ContactFix::Alias),
+        );
+        let mut w0 = engine_of(stateful, cfg.clone(), 0);
+        let mut w1 = engine_of(stateful, cfg, 1);
+        let mut c = Capture::default();
+        // The phone's INVITE lands on worker 0, which records the route
+        // with its own number.
+        let inv = request("INVITE", "sip:bob@example.com", "w1", "");
+        from_phone(&mut w0, 0, &inv, &mut c);
+        let t = text(&sent_to(&c.take(), BACKEND));
+        assert!(
+            t.contains("Record-Route: <sip:198.51.100.10:5060;lr;sfw=0>"),
+            "{t}"
+        );
+        // The backend's BYE reaches worker 1 (the kernel picks by its
+        // address): handed over to worker 0, unchanged.
+        let bye = "BYE sip:alice@10.0.0.5:5060;alias=203.0.113.5~40312~1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-byew\r\nRoute: <sip:198.51.100.10:5060;lr;sfw=0>\r\n\
+Max-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b9\r\nTo: <sip:alice@example.com>;tag=a1\r\n\
+Call-ID: w1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+        from_backend(&mut w1, 10, bye.as_bytes(), Socket::Listen(0), &mut c);
+        let sent = c.take();
+        assert!(sent.is_empty(), "{sent:#?}");
+        let (to, h) = c.handed_over.pop().expect("handed over");
+        assert_eq!(to, 0);
+        assert_eq!(w1.engine().stats().handovers_out, 1);
+        // Worker 0 forwards it to the flow.
+        w0.handover(at(&w0, 11), &h, &mut c);
+        let out = sent_to(&c.take(), PUBLIC);
+        assert!(text(&out).starts_with("BYE sip:alice@10.0.0.5:5060 SIP/2.0"));
+        // A Route naming this worker, or no worker, is not handed over.
+        from_backend(&mut w0, 12, bye.as_bytes(), Socket::Listen(0), &mut c);
+        assert!(c.handed_over.is_empty());
+    }
 }
