@@ -376,6 +376,22 @@ fn transaction(f: &FileConfig, ctx: Ctx<'_>) -> Res<TransactionConfig> {
 
 // ---- [probe], [admin], [drain] ----
 
+/// A From URI sipfront writes into requests of its own (probes,
+/// keepalives): `sip:`/`sips:`, printable, no brackets or quotes.
+fn from_uri(u: &str) -> Result<String, String> {
+    let ok = (u.starts_with("sip:") || u.starts_with("sips:"))
+        && u.len() <= 256
+        && u.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'));
+    if ok {
+        Ok(u.to_string())
+    } else {
+        Err(format!(
+            "{u:?}: expected a sip: or sips: URI without spaces or <>"
+        ))
+    }
+}
+
 fn probe(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProbeConfig> {
     let p = &f.probe;
     let d = ProbeConfig::default();
@@ -398,19 +414,7 @@ fn probe(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProbeConfig> {
         None => d.method,
     };
     let from = match &p.from {
-        Some(v) => parse_val(ctx, v, "probe.from", |u| {
-            let ok = (u.starts_with("sip:") || u.starts_with("sips:"))
-                && u.len() <= 256
-                && u.bytes()
-                    .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'));
-            if ok {
-                Ok(u.to_string())
-            } else {
-                Err(format!(
-                    "{u:?}: expected a sip: or sips: URI without spaces or <>"
-                ))
-            }
-        })?,
+        Some(v) => parse_val(ctx, v, "probe.from", from_uri)?,
         None => d.from,
     };
     let interval_ms = int(
@@ -574,19 +578,7 @@ fn nat(f: &FileConfig, ctx: Ctx<'_>) -> Res<crate::nat::NatConfig> {
         None => d.tests,
     };
     let keepalive_from = match &n.keepalive_from {
-        Some(v) => parse_val(ctx, v, "nat.keepalive_from", |u| {
-            let ok = (u.starts_with("sip:") || u.starts_with("sips:"))
-                && u.len() <= 256
-                && u.bytes()
-                    .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'));
-            if ok {
-                Ok(u.to_string())
-            } else {
-                Err(format!(
-                    "{u:?}: expected a sip: or sips: URI without spaces or <>"
-                ))
-            }
-        })?,
+        Some(v) => parse_val(ctx, v, "nat.keepalive_from", from_uri)?,
         None => d.keepalive_from,
     };
     Ok(NatConfig {

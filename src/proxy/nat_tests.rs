@@ -31,6 +31,18 @@ fn nat_cfg(keepalive: Keepalive, register: RegisterFix, contact: Option<ContactF
     }
 }
 
+/// The usual edge: OPTIONS keepalives, Path on REGISTER, Contact alias.
+fn phone_edge(stateful: bool) -> Pump {
+    engine(
+        stateful,
+        nat_cfg(
+            Keepalive::Options,
+            RegisterFix::Path,
+            Some(ContactFix::Alias),
+        ),
+    )
+}
+
 fn engine(stateful: bool, nat: NatConfig) -> Pump {
     engine_of(stateful, nat, 0)
 }
@@ -177,14 +189,7 @@ fn register(p: &mut Pump, c: &mut Capture, expires: u32) -> String {
 #[test]
 fn register_gets_path_with_the_flow_and_rport_rfc3327_rfc3581() {
     for stateful in [false, true] {
-        let mut p = engine(
-            stateful,
-            nat_cfg(
-                Keepalive::Options,
-                RegisterFix::Path,
-                Some(ContactFix::Alias),
-            ),
-        );
+        let mut p = phone_edge(stateful);
         let mut c = Capture::default();
         let fwd = register(&mut p, &mut c, 3600);
         assert!(
@@ -211,14 +216,7 @@ fn register_gets_path_with_the_flow_and_rport_rfc3327_rfc3581() {
 #[test]
 fn keepalives_hold_a_registration_from_the_listen_socket_and_stop_when_unanswered() {
     for stateful in [false, true] {
-        let mut p = engine(
-            stateful,
-            nat_cfg(
-                Keepalive::Options,
-                RegisterFix::Path,
-                Some(ContactFix::Alias),
-            ),
-        );
+        let mut p = phone_edge(stateful);
         let mut c = Capture::default();
         register(&mut p, &mut c, 3600);
         assert_eq!(p.engine().nat_flows(10).len(), 1);
@@ -284,14 +282,7 @@ fn a_challenged_register_is_not_kept_alive() {
 #[test]
 fn an_incoming_call_through_the_path_reaches_the_flow_from_the_listen_socket() {
     for stateful in [false, true] {
-        let mut p = engine(
-            stateful,
-            nat_cfg(
-                Keepalive::Options,
-                RegisterFix::Path,
-                Some(ContactFix::Alias),
-            ),
-        );
+        let mut p = phone_edge(stateful);
         let mut c = Capture::default();
         register(&mut p, &mut c, 3600);
         // The registrar's INVITE: Route is the stored Path, the R-URI the
@@ -320,14 +311,7 @@ Call-ID: in1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:5070>\r\nContent-L
 #[test]
 fn a_call_from_the_phone_gets_an_alias_and_the_backends_bye_finds_the_flow() {
     for stateful in [false, true] {
-        let mut p = engine(
-            stateful,
-            nat_cfg(
-                Keepalive::Options,
-                RegisterFix::Path,
-                Some(ContactFix::Alias),
-            ),
-        );
+        let mut p = phone_edge(stateful);
         let mut c = Capture::default();
         let inv = request("INVITE", "sip:bob@example.com", "out1", "");
         from_phone(&mut p, 0, &inv, &mut c);
@@ -428,14 +412,7 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
 #[test]
 fn a_nated_callees_answer_gets_its_contact_fixed() {
     for stateful in [false, true] {
-        let mut p = engine(
-            stateful,
-            nat_cfg(
-                Keepalive::Options,
-                RegisterFix::Path,
-                Some(ContactFix::Alias),
-            ),
-        );
+        let mut p = phone_edge(stateful);
         let mut c = Capture::default();
         let inv = "INVITE sip:alice@10.0.0.5:5060;alias=203.0.113.5~40312~1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-in5\r\nMax-Forwards: 69\r\n\
@@ -460,14 +437,7 @@ CSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n
 
 #[test]
 fn a_ua_not_behind_nat_is_left_alone() {
-    let mut p = engine(
-        false,
-        nat_cfg(
-            Keepalive::Options,
-            RegisterFix::Path,
-            Some(ContactFix::Alias),
-        ),
-    );
+    let mut p = phone_edge(false);
     let mut c = Capture::default();
     let reg = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5:40312;branch=z9hG4bK-p\r\n\
 Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:alice@example.com>\r\n\
@@ -481,14 +451,7 @@ Call-ID: pub\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@203.0.113.5:40312>\r\nCo
 
 #[test]
 fn a_rebinding_nat_moves_the_registration_and_the_old_flow_gets_nothing() {
-    let mut p = engine(
-        false,
-        nat_cfg(
-            Keepalive::Options,
-            RegisterFix::Path,
-            Some(ContactFix::Alias),
-        ),
-    );
+    let mut p = phone_edge(false);
     let mut c = Capture::default();
     register(&mut p, &mut c, 3600);
     // The NAT rebinds: the refresh comes from another public port.
@@ -534,14 +497,7 @@ CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
 
 #[test]
 fn a_backends_own_requests_are_never_judged_behind_nat() {
-    let mut p = engine(
-        false,
-        nat_cfg(
-            Keepalive::Options,
-            RegisterFix::Path,
-            Some(ContactFix::Alias),
-        ),
-    );
+    let mut p = phone_edge(false);
     let mut c = Capture::default();
     // A backend whose Via names a private address and another port, with
     // a private Contact, calling a public UA.
@@ -558,14 +514,7 @@ CSeq: 1 INVITE\r\nContact: <sip:pbx@10.9.9.9:5999>\r\nContent-Length: 0\r\n\r\n"
 #[test]
 fn a_public_via_with_a_nated_port_is_still_learned_rfc3581() {
     // The UA knows its public address but not the port its NAT picked.
-    let mut p = engine(
-        false,
-        nat_cfg(
-            Keepalive::Options,
-            RegisterFix::Path,
-            Some(ContactFix::Alias),
-        ),
-    );
+    let mut p = phone_edge(false);
     let mut c = Capture::default();
     let reg = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bK-r7\r\n\
 Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:alice@example.com>\r\n\
