@@ -317,6 +317,21 @@ pub fn udp_port_bound(port: u16) -> bool {
     UdpSocket::bind(("127.0.0.1", port)).is_err()
 }
 
+/// Whether a UDP socket on local port `port` exists in the network
+/// namespace of the process `pid` (from `/proc/PID/net/udp`, which lists
+/// that namespace's sockets).
+pub fn udp_port_bound_in_netns_of(pid: i32, port: u16) -> bool {
+    let Ok(table) = fs::read_to_string(format!("/proc/{pid}/net/udp")) else {
+        return false;
+    };
+    let want = format!(":{port:04X}");
+    table.lines().skip(1).any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .is_some_and(|local| local.ends_with(&want))
+    })
+}
+
 // ---------------------------------------------------------------- sipfront
 
 /// Removes ANSI escape sequences (`ESC [ ... letter`) from a log.
@@ -354,9 +369,28 @@ pub struct Sipfront {
 /// the io_uring driver was asked for and is unavailable here (after
 /// [`skip`], which fails in CI).
 pub fn start_sipfront(dir: &TempDir, args: &[String], driver: Driver) -> Option<Sipfront> {
+    start_sipfront_in(dir, args, driver, None)
+}
+
+/// [`start_sipfront`], inside the network namespace `netns` when given
+/// (`ip netns exec NAME`, which execs: the PID is sipfront's own).
+pub fn start_sipfront_in(
+    dir: &TempDir,
+    args: &[String],
+    driver: Driver,
+    netns: Option<&str>,
+) -> Option<Sipfront> {
     let log = dir.file("sipfront.log");
     let err = fs::File::create(&log).expect("create sipfront log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipfront"));
+    let bin = env!("CARGO_BIN_EXE_sipfront");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
     cmd.args(args)
         .args(["--io-driver", driver.as_str()])
         .env_remove("SIPFRONT_CONFIG")
