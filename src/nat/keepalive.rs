@@ -81,7 +81,9 @@ pub struct Sender<'a> {
 }
 
 /// Writes keepalive number `seq` of the flow with table id `id` into
-/// `out`.
+/// `out`. Each SIP keepalive is a request of its own, outside any dialog,
+/// with its own Call-ID (a UA that tracks calls by Call-ID, SIPp for one,
+/// would otherwise take a flow's keepalives for one endless call).
 pub fn write(kind: Keepalive, s: &Sender<'_>, flow: &Flow, id: u64, seq: u64, out: &mut Vec<u8>) {
     use std::io::Write;
     out.clear();
@@ -107,7 +109,7 @@ pub fn write(kind: Keepalive, s: &Sender<'_>, flow: &Flow, id: u64, seq: u64, ou
          Max-Forwards: 70\r\n\
          From: <{}>;tag=ka{:x}\r\n\
          To: <{target}>\r\n\
-         Call-ID: ka-{:x}-{id:x}@{}\r\n\
+         Call-ID: ka-{:x}-{id:x}-{seq}@{}\r\n\
          CSeq: {seq} {method}\r\n",
         s.listen_host, s.listen_port, s.from, s.worker, s.worker, s.listen_host
     );
@@ -141,6 +143,10 @@ mod tests {
         let req = validate_request(&m).unwrap();
         assert_eq!(m.request_uri(), Some(&b"sip:203.0.113.5:40312"[..]));
         assert_eq!(req.cseq.seq, 7);
+        let mut next = Vec::new();
+        write(Keepalive::Options, &sender(), &f, 0x1234, 8, &mut next);
+        let m2 = Message::parse(&next).unwrap();
+        assert_ne!(m.call_id().unwrap(), m2.call_id().unwrap());
         // rport: the answer comes back through the NAT to the listen port.
         assert_eq!(req.top_via.rport, Some(None));
         let b = branch::parse(req.top_via.branch.unwrap()).unwrap();
