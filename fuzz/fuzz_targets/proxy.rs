@@ -3,7 +3,8 @@
 //! the client, from a backend or on a control socket (by its first byte),
 //! with the clock moving on between them so the timers fire; some are
 //! parked and resumed, some hand-overs fail; NAT traversal is on for
-//! odd-length inputs. Nothing may panic, the tables
+//! odd-length inputs. A backend's response gets the Vias of the last
+//! request sipfront sent, so its branch verifies. Nothing may panic, the tables
 //! stay within their bounds, every datagram sipfront sends is SIP it can
 //! parse again, and no internal fault is counted.
 #![no_main]
@@ -69,6 +70,11 @@ fuzz_target!(|data: &[u8]| {
         let mut sink = Capture::default();
         let mut now_us = 0u64;
         let mut parked = Vec::new();
+        // The last request sipfront sent: a response from a backend is
+        // given its Vias, so its branch verifies (a fuzzer cannot forge the
+        // MAC) and the response paths are reached.
+        let mut last_request: Option<Vec<u8>> = None;
+        let mut owned;
         for (i, dgram) in split(data).enumerate() {
             let Some((&sel, body)) = dgram.split_first() else {
                 continue;
@@ -82,6 +88,13 @@ fuzz_target!(|data: &[u8]| {
             let now = epoch + Duration::from_micros(now_us);
             sink.mesh_full = sel & 0x40 != 0;
             p.timeout(now, &mut sink);
+            let body = match (&last_request, socket) {
+                (Some(req), Socket::Egress) if body.starts_with(b"SIP/2.0 ") => {
+                    owned = with_vias_of(body, req);
+                    &owned[..]
+                }
+                _ => body,
+            };
             let d = Datagram { data: body, src, socket };
             if sel & 0x80 != 0 {
                 // Parked, resumed by a later datagram or timed out.
@@ -98,6 +111,9 @@ fuzz_target!(|data: &[u8]| {
             }
             for s in sink.take() {
                 check(&s.data);
+                if !s.data.starts_with(b"SIP/2.0") && s.socket == Socket::Egress {
+                    last_request = Some(s.data);
+                }
             }
             let e = p.engine();
             assert!(e.transaction_memory().0 <= 16);
@@ -125,6 +141,30 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(e.poll_timeout(), None, "timers left after 200 s");
     }
 });
+
+/// `resp` with its Via lines replaced by those of `req`.
+fn with_vias_of(resp: &[u8], req: &[u8]) -> Vec<u8> {
+    let Ok(m) = Message::parse(req) else {
+        return resp.to_vec();
+    };
+    let end = resp.windows(2).position(|w| w == b"\r\n").unwrap_or(resp.len());
+    let mut out = resp[..end].to_vec();
+    out.extend_from_slice(b"\r\n");
+    for v in m.values(sipfront::sip::HeaderName::Via) {
+        out.extend_from_slice(b"Via: ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    let rest = resp.get(end + 2..).unwrap_or(&[]);
+    for line in rest.split_inclusive(|&b| b == b'\n') {
+        let l = line.to_ascii_lowercase();
+        if l.starts_with(b"via:") || l.starts_with(b"v:") {
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
 
 fn split(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = data;

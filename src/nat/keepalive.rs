@@ -73,6 +73,8 @@ pub const BRANCH_FLAG: u64 = 1 << 63;
 /// Who sends a keepalive: the worker, and the `host:port` its listen
 /// socket is known by (for the Via and From).
 pub struct Sender<'a> {
+    /// The process's branch key.
+    pub key: &'a branch::Key,
     pub worker: u8,
     pub listen_host: &'a str,
     pub listen_port: u16,
@@ -99,7 +101,7 @@ pub fn write(kind: Keepalive, s: &Sender<'_>, flow: &Flow, id: u64, seq: u64, ou
     push_host_port(&mut target, flow.addr);
     let target = String::from_utf8_lossy(&target);
     let mut b = [0u8; branch::LEN_TXN];
-    branch::format_txn(s.worker, flow.listen, 0, BRANCH_FLAG | id, &mut b);
+    branch::format_txn(s.key, s.worker, flow.listen, 0, BRANCH_FLAG | id, &mut b);
     let b = String::from_utf8_lossy(&b);
     // Write errors cannot happen on a Vec.
     let _ = write!(
@@ -125,8 +127,11 @@ mod tests {
     use super::*;
     use crate::sip::{validate_request, Message};
 
+    const KEY: branch::Key = branch::Key::new(3, 4);
+
     fn sender() -> Sender<'static> {
         Sender {
+            key: &KEY,
             worker: 3,
             listen_host: "198.51.100.10",
             listen_port: 5060,
@@ -152,6 +157,7 @@ mod tests {
         let b = branch::parse(req.top_via.branch.unwrap()).unwrap();
         assert_eq!((b.worker, b.listen), (3, 1));
         assert_eq!(b.txn, Some(BRANCH_FLAG | 0x1234));
+        assert!(b.verify(&KEY));
     }
 
     #[test]

@@ -16,9 +16,18 @@
 //! responses, even in stateless mode, know it), 64-bit hash (16 hex
 //! digits).
 //!
+//! Then 8 hex digits of MAC: SipHash-1-3, keyed by a secret of the
+//! process ([`Key`], random at start), over everything else the branch
+//! says. A response whose branch names sipfront but does not verify was
+//! not caused by sipfront (a forged datagram aimed at the egress port to
+//! make sipfront reflect it): it is dropped and counted. sipfront's own
+//! To-tags are made the same way, so an ACK for one of its own replies is
+//! recognised.
+//!
 //! Stateful mode appends `.` and 16 hex digits naming the client
 //! transaction (its slot and attempt), so each attempt of a failover is its
-//! own transaction (§17.1.3) while loop detection still reads the hash.
+//! own transaction (§17.1.3) while loop detection still reads the hash; the
+//! MAC covers the transaction too.
 
 use crate::sip::{HeaderName, Message};
 use std::hash::{BuildHasher, Hasher};
@@ -26,13 +35,57 @@ use std::hash::{BuildHasher, Hasher};
 /// Prefix of every branch sipfront writes: the magic cookie and `sf`.
 pub const PREFIX: &[u8] = b"z9hG4bKsf";
 /// Length of a sipfront branch.
-pub const LEN: usize = PREFIX.len() + 2 + 1 + 16;
+pub const LEN: usize = PREFIX.len() + 2 + 1 + 16 + 8;
 /// Set in the listen digit when the request's sender is behind NAT.
 pub const NAT_FLAG: u8 = 0x8;
 /// Listen sockets a branch can name (the digit's other bits).
 pub const MAX_LISTENS: usize = 8;
 /// Length of a stateful sipfront branch (with the transaction suffix).
 pub const LEN_TXN: usize = LEN + 1 + 16;
+
+/// The secret that keys the branch MAC, shared by the workers of one
+/// process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for Key {
+    /// A random key: a process that forgets to choose one is still safe.
+    fn default() -> Key {
+        Key::random()
+    }
+}
+
+impl Key {
+    /// A fresh random key (from the OS, through std's hasher seeding).
+    pub fn random() -> Key {
+        let r = || {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
+        Key { k0: r(), k1: r() }
+    }
+
+    /// A given key (tests, and a key kept across restarts).
+    pub const fn new(k0: u64, k1: u64) -> Key {
+        Key { k0, k1 }
+    }
+
+    /// The MAC of what a branch says.
+    fn mac(&self, worker: u8, digit: u8, hash: u64, txn: Option<u64>) -> u32 {
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
+        h.write_u8(worker);
+        h.write_u8(digit);
+        h.write_u64(hash);
+        h.write_u8(u8::from(txn.is_some()));
+        h.write_u64(txn.unwrap_or(0));
+        let v = h.finish();
+        (v ^ (v >> 32)) as u32
+    }
+}
 
 /// Fixed seeds: every worker, and a restarted process, computes the same
 /// branch for the same request.
@@ -104,9 +157,9 @@ pub fn request_hash_with(
     h.finish()
 }
 
-/// Writes a branch into `out` (exactly [`LEN`] bytes).
-pub fn format(worker: u8, listen: u8, hash: u64, out: &mut [u8; LEN]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn head(key: &Key, worker: u8, listen: u8, hash: u64, txn: Option<u64>, out: &mut [u8]) {
     out[..PREFIX.len()].copy_from_slice(PREFIX);
     let mut i = PREFIX.len();
     out[i] = HEX[usize::from(worker >> 4)];
@@ -116,14 +169,21 @@ pub fn format(worker: u8, listen: u8, hash: u64, out: &mut [u8; LEN]) {
     for k in 0..16 {
         out[i + k] = HEX[((hash >> (60 - 4 * k)) & 0xf) as usize];
     }
+    i += 16;
+    let mac = key.mac(worker, listen & 0xf, hash, txn);
+    for k in 0..8 {
+        out[i + k] = HEX[((mac >> (28 - 4 * k)) & 0xf) as usize];
+    }
+}
+
+/// Writes a branch into `out` (exactly [`LEN`] bytes).
+pub fn format(key: &Key, worker: u8, listen: u8, hash: u64, out: &mut [u8; LEN]) {
+    head(key, worker, listen, hash, None, out);
 }
 
 /// Writes a stateful branch: [`format`] plus `.` and the transaction id.
-pub fn format_txn(worker: u8, listen: u8, hash: u64, txn: u64, out: &mut [u8; LEN_TXN]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut head = [0u8; LEN];
-    format(worker, listen, hash, &mut head);
-    out[..LEN].copy_from_slice(&head);
+pub fn format_txn(key: &Key, worker: u8, listen: u8, hash: u64, txn: u64, out: &mut [u8; LEN_TXN]) {
+    head(key, worker, listen, hash, Some(txn), &mut out[..LEN]);
     out[LEN] = b'.';
     for k in 0..16 {
         out[LEN + 1 + k] = HEX[((txn >> (60 - 4 * k)) & 0xf) as usize];
@@ -140,6 +200,16 @@ pub struct Parsed {
     pub hash: u64,
     /// The client transaction, for a stateful branch.
     pub txn: Option<u64>,
+    /// The MAC as written (see [`Parsed::verify`]).
+    pub mac: u32,
+}
+
+impl Parsed {
+    /// True when the branch was written by a process holding `key`.
+    pub fn verify(&self, key: &Key) -> bool {
+        let digit = self.listen | if self.nat { NAT_FLAG } else { 0 };
+        key.mac(self.worker, digit, self.hash, self.txn) == self.mac
+    }
 }
 
 /// Lower-case hex digit values; 0xff for anything else.
@@ -176,13 +246,15 @@ pub fn parse(branch: &[u8]) -> Option<Parsed> {
     let d = branch.get(PREFIX.len()..LEN)?;
     let worker = hex(d[0])? << 4 | hex(d[1])?;
     let digit = hex(d[2])?;
-    let hash = hex64(&d[3..])?;
+    let hash = hex64(&d[3..19])?;
+    let mac = hex64(&d[19..27])? as u32;
     Some(Parsed {
         worker,
         listen: digit & !NAT_FLAG,
         nat: digit & NAT_FLAG != 0,
         hash,
         txn,
+        mac,
     })
 }
 
@@ -216,40 +288,64 @@ mod tests {
 
     #[test]
     fn branch_round_trip() {
+        let key = Key::new(1, 2);
         let mut b = [0u8; LEN];
-        format(0x2a, 3, 0x0123_4567_89ab_cdef, &mut b);
-        assert_eq!(&b[..], b"z9hG4bKsf2a30123456789abcdef");
+        format(&key, 0x2a, 3, 0x0123_4567_89ab_cdef, &mut b);
+        assert!(b.starts_with(b"z9hG4bKsf2a30123456789abcdef"));
+        let p = parse(&b).unwrap();
         assert_eq!(
-            parse(&b),
-            Some(Parsed {
-                worker: 0x2a,
-                listen: 3,
-                nat: false,
-                hash: 0x0123_4567_89ab_cdef,
-                txn: None,
-            })
+            (p.worker, p.listen, p.nat, p.hash, p.txn),
+            (0x2a, 3, false, 0x0123_4567_89ab_cdef, None)
         );
+        assert!(p.verify(&key));
         // The NAT flag shares the listen digit.
-        format(0x2a, 3 | NAT_FLAG, 1, &mut b);
+        format(&key, 0x2a, 3 | NAT_FLAG, 1, &mut b);
         let p = parse(&b).unwrap();
         assert_eq!((p.listen, p.nat), (3, true));
+        assert!(p.verify(&key));
         let mut t = [0u8; LEN_TXN];
         format_txn(
+            &key,
             0x2a,
             3,
             0x0123_4567_89ab_cdef,
             0x0000_0007_0000_0101,
             &mut t,
         );
-        assert_eq!(&t[..], b"z9hG4bKsf2a30123456789abcdef.0000000700000101");
+        assert!(t.ends_with(b".0000000700000101"));
         assert_eq!(parse(&t).unwrap().txn, Some(0x0000_0007_0000_0101));
         assert_eq!(parse(&t).unwrap().hash, 0x0123_4567_89ab_cdef);
+        assert!(parse(&t).unwrap().verify(&key));
         assert_eq!(parse(&t[..LEN + 5]), None);
         let mut bad = t;
         bad[LEN] = b'-';
         assert_eq!(parse(&bad), None);
         assert_eq!(parse(b"z9hG4bK776asdhds"), None);
-        assert_eq!(parse(b"z9hG4bKsf2a30123456789abcdeX"), None);
+        assert_eq!(parse(b"z9hG4bKsf2a30123456789abcdeX01234567"), None);
+    }
+
+    #[test]
+    fn a_forged_or_altered_branch_does_not_verify() {
+        let key = Key::new(7, 9);
+        let mut t = [0u8; LEN_TXN];
+        format_txn(&key, 1, 0, 42, 0x0000_0001_0000_0001, &mut t);
+        assert!(parse(&t).unwrap().verify(&key));
+        // Another process's key.
+        assert!(!parse(&t).unwrap().verify(&Key::new(7, 10)));
+        // Any hex in place of the MAC, or another worker, hash or transaction.
+        for at in [
+            PREFIX.len() + 1,
+            PREFIX.len() + 2,
+            PREFIX.len() + 10,
+            PREFIX.len() + 20,
+            LEN + 5,
+        ] {
+            let mut f = t;
+            f[at] = if f[at] == b'0' { b'1' } else { b'0' };
+            assert!(!parse(&f).unwrap().verify(&key), "flipped at {at}");
+        }
+        // A random key differs from run to run.
+        assert_ne!(Key::random(), Key::random());
     }
 
     #[test]

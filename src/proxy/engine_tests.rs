@@ -37,12 +37,14 @@ fn routing() -> Arc<ArcSwap<Routing>> {
 
 /// Worker `worker` of a two-worker process, stateful or not.
 fn engine(worker: u8, stateful: bool) -> Pump {
-    let id = identity::Identity::new(
+    let mut id = identity::Identity::new(
         &[addr("127.0.0.1:5060")],
         &[addr("127.0.0.1:5061"), addr("127.0.0.1:5062")],
         None,
         &[],
     );
+    // The workers of one process share the key.
+    id.branch_key = branch::Key::new(1, 2);
     let cfg = ProxyConfig {
         transactions: stateful.then(TxnConfig::default),
         max_parked: 2,
@@ -422,4 +424,127 @@ fn demux_by_socket_role_and_keepalive_before_parse() {
     assert_eq!(s.dropped(DropReason::NoControlClient), 1);
     assert_eq!(s.dropped(DropReason::KeepAlive), 1);
     assert_eq!(s.dropped(DropReason::Unparseable), 0);
+}
+
+/// Issue 14: a datagram aimed at the egress port whose top Via names
+/// sipfront with a branch it did not write is not reflected to its next
+/// Via, in either mode.
+#[test]
+fn forged_responses_are_not_reflected() {
+    for stateful in [false, true] {
+        let mut p = engine(0, stateful);
+        let mut c = Capture::default();
+        let inv = invite("forge1");
+        p.datagram(
+            at(&p, 0),
+            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+            &mut c,
+        );
+        let fwd = c
+            .take()
+            .into_iter()
+            .find(|s| s.data.starts_with(b"INVITE"))
+            .unwrap();
+        let real = String::from_utf8(answer(&fwd.data, "200 OK")).unwrap();
+        // The real branch, its MAC altered; and a made-up one.
+        let m = Message::parse(&fwd.data).unwrap();
+        let branch = m.top_via().unwrap().branch.unwrap().to_vec();
+        let branch = String::from_utf8(branch).unwrap();
+        let mut altered = branch.clone().into_bytes();
+        let at_mac = branch::PREFIX.len() + 20;
+        altered[at_mac] = if altered[at_mac] == b'0' { b'1' } else { b'0' };
+        let altered = String::from_utf8(altered).unwrap();
+        let made_up = format!("z9hG4bKsf000{}", "0123456789abcdef01234567");
+        for b in [altered, made_up] {
+            let forged = real
+                .replace(&branch, &b)
+                .replace("192.0.2.50:5062", "198.51.100.99:9");
+            p.datagram(
+                at(&p, 10),
+                dgram(forged.as_bytes(), B1, Socket::Egress),
+                &mut c,
+            );
+            assert!(c.take().is_empty(), "a forged response was relayed");
+        }
+        assert_eq!(p.engine().stats().dropped(DropReason::ForgedBranch), 2);
+        // The real one still goes through.
+        p.datagram(
+            at(&p, 20),
+            dgram(real.as_bytes(), B1, Socket::Egress),
+            &mut c,
+        );
+        assert!(c.take().iter().any(|s| s.to == addr(CLIENT)));
+    }
+}
+
+/// Issue 14: the ACK of sipfront's own non-2xx reply ends at sipfront
+/// (RFC 3261 §17.2.1), in both modes; it used to be forwarded to a backend.
+#[test]
+fn acks_for_sipfronts_own_replies_are_absorbed() {
+    for stateful in [false, true] {
+        let mut p = engine(0, stateful);
+        let mut c = Capture::default();
+        // Max-Forwards 0: answered 483 by sipfront itself.
+        let inv = invite("own1").replace("Max-Forwards: 70", "Max-Forwards: 0");
+        p.datagram(
+            at(&p, 0),
+            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+            &mut c,
+        );
+        let reply = c
+            .take()
+            .into_iter()
+            .find(|s| first_line(s).starts_with("SIP/2.0 483"))
+            .expect("483");
+        let m = Message::parse(&reply.data).unwrap();
+        let tag = String::from_utf8(m.to().unwrap().tag().unwrap().to_vec()).unwrap();
+        let ack = inv
+            .replace("INVITE sip:bob@example.com", "ACK sip:bob@example.com")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+            .replace(
+                "To: <sip:bob@example.com>",
+                &format!("To: <sip:bob@example.com>;tag={tag}"),
+            );
+        p.datagram(
+            at(&p, 5),
+            dgram(ack.as_bytes(), CLIENT, Socket::Listen(0)),
+            &mut c,
+        );
+        assert!(c.take().is_empty(), "the ACK of sipfront's 483 went on");
+        assert_eq!(p.engine().stats().dropped(DropReason::OwnReplyAck), 1);
+        // An ACK with someone else's tag is forwarded as before.
+        let other = ack.replace(&tag, "b9");
+        p.datagram(
+            at(&p, 6),
+            dgram(other.as_bytes(), CLIENT, Socket::Listen(0)),
+            &mut c,
+        );
+        assert_eq!(p.engine().stats().dropped(DropReason::OwnReplyAck), 1);
+    }
+}
+
+/// Issue 14: a legal request beyond the header limits is answered 513
+/// (RFC 3261 §21.5.14), not dropped in silence.
+#[test]
+fn too_many_headers_or_too_long_a_line_get_513() {
+    for stateful in [false, true] {
+        let mut p = engine(0, stateful);
+        let mut c = Capture::default();
+        let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let long = format!("X-Long: {}\r\n", "a".repeat(9000));
+        for (n, extra) in [many, long].into_iter().enumerate() {
+            let inv = invite(&format!("big{n}")).replace(
+                "Content-Length: 0\r\n",
+                &format!("{extra}Content-Length: 0\r\n"),
+            );
+            p.datagram(
+                at(&p, 0),
+                dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+                &mut c,
+            );
+            let sent = c.take();
+            assert_eq!(sent.len(), 1, "{n}");
+            assert_eq!(first_line(&sent[0]), "SIP/2.0 513 Message Too Large");
+        }
+    }
 }

@@ -286,7 +286,8 @@ impl Forwarder {
         let tagged = code.as_u16() > 100;
         if tagged {
             let via = req.values(HeaderName::Via).next().unwrap_or(b"");
-            branch::format(self.worker, 0, branch::request_hash(req, via), &mut tag);
+            let h = branch::request_hash(req, via);
+            branch::format(&self.id.branch_key, self.worker, 0, h, &mut tag);
         }
         let unsupported;
         let mut extra: [&str; 2] = ["", ""];
@@ -654,15 +655,16 @@ impl Forwarder {
         );
         let mut via: SmallVec<[u8; 128]> = SmallVec::new();
         via.extend_from_slice(&self.via_prefix);
+        let key = &self.id.branch_key;
         match txn {
             Some(t) => {
                 let mut bt = [0u8; branch::LEN_TXN];
-                branch::format_txn(self.worker, listen | nat_flag, hash, t, &mut bt);
+                branch::format_txn(key, self.worker, listen | nat_flag, hash, t, &mut bt);
                 via.extend_from_slice(&bt);
             }
             None => {
                 let mut b = [0u8; branch::LEN];
-                branch::format(self.worker, listen | nat_flag, hash, &mut b);
+                branch::format(key, self.worker, listen | nat_flag, hash, &mut b);
                 via.extend_from_slice(&b);
             }
         }
@@ -687,7 +689,30 @@ impl Forwarder {
         writer::write(m, e, out).map_err(|_| SipError::BadHeader(HeaderName::Via))
     }
 
-    /// The branch of a response's top Via when sipfront wrote it.
+    /// True when `req` is an ACK for one of sipfront's own replies: its
+    /// To-tag is one sipfront made for this very request (it carries the
+    /// request's hash and verifies with the process's key). Such an ACK
+    /// ends there (§17.2.1); forwarding it would hand a backend an ACK for
+    /// a transaction it never saw.
+    pub fn acks_own_reply(&self, m: &Message<'_>, req: &Request<'_>) -> bool {
+        let Some(tag) = req.to.tag() else {
+            return false;
+        };
+        if tag.len() + branch::PREFIX.len() != branch::LEN {
+            return false;
+        }
+        let mut b = [0u8; branch::LEN];
+        b[..branch::PREFIX.len()].copy_from_slice(branch::PREFIX);
+        b[branch::PREFIX.len()..].copy_from_slice(tag);
+        let Some(p) = branch::parse(&b) else {
+            return false;
+        };
+        let via = m.values(HeaderName::Via).next().unwrap_or(b"");
+        p.verify(&self.id.branch_key) && p.hash == branch::request_hash(m, via)
+    }
+
+    /// The branch of a response's top Via when sipfront wrote it (its MAC
+    /// not checked yet: [`branch::Parsed::verify`]).
     pub fn our_branch(&self, resp: &Response<'_>) -> Option<branch::Parsed> {
         let top = &resp.top_via;
         top.branch
@@ -850,6 +875,7 @@ impl Forwarder {
             let listen = usize::from(flow.listen).min(self.id.listens.len().saturating_sub(1));
             if let Some(l) = self.id.listens.get(listen) {
                 let sender = keepalive::Sender {
+                    key: &self.id.branch_key,
                     worker: self.worker,
                     listen_host: &l.host,
                     listen_port: l.port,

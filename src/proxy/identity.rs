@@ -28,6 +28,9 @@ pub struct Identity {
     pub names: Vec<String>,
     /// Every port sipfront receives on.
     pub ports: Vec<u16>,
+    /// Keys the MAC of sipfront's branches and To-tags: random per
+    /// process, shared by its workers.
+    pub branch_key: super::branch::Key,
 }
 
 /// Writes an IP for a SIP host: IPv6 in brackets (RFC 5118 §4.1).
@@ -97,6 +100,7 @@ impl Identity {
             ips,
             names,
             ports,
+            branch_key: super::branch::Key::random(),
         }
     }
 

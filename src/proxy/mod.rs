@@ -403,11 +403,15 @@ impl Engine {
             Err(e) => {
                 // Answer what can be answered (505 for SIP/7.0, 400 for a
                 // mangled request line or Content-Length, 513 when too large).
+                // The limits that refused it do not apply to reading enough
+                // of it to answer (a datagram is at most 64 KB): too many
+                // headers or too long a line get their 513 (issue 14).
                 let relaxed = Message::parse_relaxed(
                     d.data,
                     &Limits {
                         max_message_size: 65_535,
-                        ..self.fw.cfg.limits
+                        max_headers: 65_535,
+                        max_line_len: 65_535,
                     },
                 );
                 match relaxed {
@@ -450,6 +454,11 @@ impl Engine {
         let Some(b) = self.fw.our_branch(&resp) else {
             return self.fw.drop(DropReason::ResponseNotOurs);
         };
+        if !b.verify(&self.fw.id.branch_key) {
+            // Names sipfront, but sipfront never sent its request: a
+            // forged response meant to be reflected to the next Via.
+            return self.fw.drop(DropReason::ForgedBranch);
+        }
         if b.worker != self.fw.worker && usize::from(b.worker) < self.fw.id.egress.len() {
             if !may_hand_over {
                 // Handed over to this worker, and not its own either.

@@ -50,7 +50,9 @@ fn engine(stateful: bool, nat: NatConfig) -> Pump {
 /// Worker `worker` of two.
 fn engine_of(stateful: bool, nat: NatConfig, worker: u8) -> Pump {
     let egress = [addr("127.0.0.1:5061"), addr("127.0.0.1:5062")];
-    let id = identity::Identity::new(&[addr(LISTEN)], &egress, None, &[]);
+    let mut id = identity::Identity::new(&[addr(LISTEN)], &egress, None, &[]);
+    // The workers of one process share the key.
+    id.branch_key = branch::Key::new(1, 2);
     let set = BackendSet::new(
         "default",
         Algorithm::CallId,

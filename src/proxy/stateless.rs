@@ -43,6 +43,9 @@ pub(crate) fn forward(
     d: Datagram<'_>,
     affinity: Option<&dyn DialogAffinity>,
 ) {
+    if req.method == crate::sip::Method::Ack && fw.acks_own_reply(m, req) {
+        return fw.drop(super::stats::DropReason::OwnReplyAck);
+    }
     match fw.route(m, req, routing, health, d, false, affinity) {
         Ok(r) => match r.target {
             Target::Reply(code) => fw.reply(m, d, code),

@@ -40,10 +40,15 @@ pub enum DropReason {
     NoControlClient,
     /// A parked response whose deadline passed.
     ParkTimeout,
+    /// A response whose branch names sipfront but whose MAC does not
+    /// verify: forged, to make sipfront reflect it.
+    ForgedBranch,
+    /// An ACK for one of sipfront's own replies (absorbed, §17.2.1).
+    OwnReplyAck,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::Unparseable,
         DropReason::Unanswerable,
         DropReason::BadAck,
@@ -58,6 +63,8 @@ impl DropReason {
         DropReason::HandoverLoop,
         DropReason::NoControlClient,
         DropReason::ParkTimeout,
+        DropReason::ForgedBranch,
+        DropReason::OwnReplyAck,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -76,6 +83,8 @@ impl DropReason {
             DropReason::HandoverLoop => "handover_loop",
             DropReason::NoControlClient => "no_control_client",
             DropReason::ParkTimeout => "park_timeout",
+            DropReason::ForgedBranch => "forged_branch",
+            DropReason::OwnReplyAck => "own_reply_ack",
         }
     }
 }

@@ -64,7 +64,9 @@ fn proxy(worker: u8) -> Proxy {
 fn proxy_with(worker: u8, cfg: ProxyConfig) -> Proxy {
     let listens = [addr("127.0.0.1:5060")];
     let egress = [addr("127.0.0.1:5061"), addr("127.0.0.1:5062")];
-    let id = identity::Identity::new(&listens, &egress, None, &[]);
+    let mut id = identity::Identity::new(&listens, &egress, None, &[]);
+    // The workers of one process share the key.
+    id.branch_key = branch::Key::new(1, 2);
     let routing = Arc::new(ArcSwap::new(routing(Algorithm::CallId)));
     let health = Arc::new(Switch::default());
     let e = Engine::new(
