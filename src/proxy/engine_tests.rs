@@ -548,3 +548,42 @@ fn too_many_headers_or_too_long_a_line_get_513() {
         }
     }
 }
+
+/// Issue 14: a request that fits a datagram but not once sipfront's Via
+/// and Record-Route are in is answered 513, never sent, and never charged
+/// to a backend (RFC 3261 §18.1.1).
+#[test]
+fn a_request_too_large_after_the_edits_gets_513() {
+    for stateful in [false, true] {
+        let mut p = engine(0, stateful);
+        let mut c = Capture::default();
+        let base = invite("huge");
+        let pad = forward::UDP_MAX_PAYLOAD - base.len() - 20;
+        let inv = base.replace(
+            "Content-Length: 0\r\n",
+            &format!("X-Pad: {}\r\nContent-Length: 0\r\n", "p".repeat(pad)),
+        );
+        assert!(inv.len() <= forward::UDP_MAX_PAYLOAD);
+        p.datagram(
+            at(&p, 0),
+            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+            &mut c,
+        );
+        let sent = c.take();
+        assert!(
+            sent.iter().all(|s| s.to == addr(CLIENT)),
+            "sent to a backend"
+        );
+        assert!(
+            sent.iter()
+                .any(|s| first_line(s) == "SIP/2.0 513 Message Too Large"),
+            "{:?}",
+            sent.iter().map(first_line).collect::<Vec<_>>()
+        );
+        assert_eq!(p.engine().stats().requests_forwarded, 0);
+        // Nothing is left to time out against a backend.
+        p.timeout(at(&p, 40_000), &mut c);
+        assert!(c.take().iter().all(|s| s.to == addr(CLIENT)));
+        assert_eq!(p.engine().stats().timeouts, 0);
+    }
+}

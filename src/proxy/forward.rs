@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers).
+pub(crate) const UDP_MAX_PAYLOAD: usize = 65_507;
+
 /// Where a request goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -686,7 +689,16 @@ impl Forwarder {
                 writer::add_record_route(m, e, rr);
             }
         }
-        writer::write(m, e, out).map_err(|_| SipError::BadHeader(HeaderName::Via))
+        writer::write(m, e, out).map_err(|_| SipError::BadHeader(HeaderName::Via))?;
+        if out.len() > UDP_MAX_PAYLOAD {
+            // Too large for a datagram once sipfront's headers are in: the
+            // kernel would refuse it after it was counted as forwarded
+            // (and, stateful, charged to the backend as a timeout). It is
+            // answered 513 instead (RFC 3261 §18.1.1, §21.5.14).
+            out.clear();
+            return Err(SipError::MessageTooLarge);
+        }
+        Ok(())
     }
 
     /// True when `req` is an ACK for one of sipfront's own replies: its

@@ -379,9 +379,11 @@ impl Stateful {
                 fw.out.recycle(trying);
             }
         }
-        if self.send_attempt(fw, slot, &mut t, Some((m, req))).is_err() {
-            // Could not write the forwarded request: answer it instead.
-            self.final_local(fw, slot, &mut t, StatusCode::BAD_REQUEST);
+        if let Err(e) = self.send_attempt(fw, slot, &mut t, Some((m, req))) {
+            // Could not write the forwarded request (too large for UDP once
+            // sipfront's headers are in: 513): answer it instead, and no
+            // backend is charged.
+            self.final_local(fw, slot, &mut t, e.status());
         }
         self.table.put(slot, t);
     }
