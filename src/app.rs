@@ -65,6 +65,7 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
         transactions: (cfg.proxy.mode == config::ProxyMode::Stateful)
             .then(|| TxnConfig::from(&cfg.transaction)),
         nat: cfg.nat.enabled.then(|| cfg.nat.clone()),
+        preloaded_route: cfg.proxy.preloaded_route,
         // No feature parks messages yet (NAT and media will).
         ..ProxyConfig::default()
     }

@@ -85,6 +85,7 @@ impl StatusCode {
     pub const TRYING: StatusCode = StatusCode(100);
     pub const OK: StatusCode = StatusCode(200);
     pub const BAD_REQUEST: StatusCode = StatusCode(400);
+    pub const FORBIDDEN: StatusCode = StatusCode(403);
     pub const REQUEST_TIMEOUT: StatusCode = StatusCode(408);
     pub const UNSUPPORTED_URI_SCHEME: StatusCode = StatusCode(416);
     pub const BAD_EXTENSION: StatusCode = StatusCode(420);

@@ -294,6 +294,11 @@ pub fn render(s: &Stats, x: &Extra) -> String {
             s.internal_faults,
         ),
         (
+            "sipfront_preloaded_routes_total",
+            "Clients' initial requests whose own Route headers were ignored or refused (proxy.preloaded_route).",
+            s.preloaded_routes,
+        ),
+        (
             "sipfront_parked_total",
             "Messages parked to wait for an event (a relay's answer).",
             s.parked_total,

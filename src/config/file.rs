@@ -93,6 +93,7 @@ pub(crate) struct LogFile {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ProxyFile {
     pub mode: Option<Val<String>>,
+    pub preloaded_route: Option<Val<String>>,
     pub record_route: Option<Val<bool>>,
     pub max_message_size: Option<Val<i64>>,
     pub max_headers: Option<Val<i64>>,

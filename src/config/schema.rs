@@ -112,12 +112,13 @@ impl Config {
         let p = &self.proxy;
         let _ = writeln!(
             s,
-            "proxy: {}, record_route {}, max_message_size {}, max_headers {}, max_forwards {}",
+            "proxy: {}, record_route {}, max_message_size {}, max_headers {}, max_forwards {}, preloaded_route {}",
             p.mode,
             if p.record_route { "on" } else { "off" },
             p.max_message_size,
             p.max_headers,
-            p.max_forwards
+            p.max_forwards,
+            p.preloaded_route.name()
         );
         if p.mode == ProxyMode::Stateful {
             let t = &self.transaction;
@@ -598,6 +599,9 @@ pub struct ProxyConfig {
     pub max_headers: usize,
     /// Inserted when a request has no Max-Forwards (RFC 3261 §16.6 step 3).
     pub max_forwards: u8,
+    /// A client's initial request with its own Route headers: ignore (the
+    /// default), reject or honour.
+    pub preloaded_route: crate::proxy::PreloadedRoute,
 }
 
 impl Default for ProxyConfig {
@@ -608,6 +612,7 @@ impl Default for ProxyConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_headers: DEFAULT_MAX_HEADERS,
             max_forwards: DEFAULT_MAX_FORWARDS,
+            preloaded_route: crate::proxy::PreloadedRoute::default(),
         }
     }
 }

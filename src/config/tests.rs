@@ -1451,3 +1451,27 @@ fn at_most_eight_listen_addresses() {
     assert_eq!(e.key, "server.listen", "{e}");
     assert!(e.reason.contains("at most 8"), "{e}");
 }
+
+#[test]
+fn preloaded_route_policy() {
+    use crate::proxy::PreloadedRoute;
+    assert_eq!(
+        load_text(SET).unwrap().proxy.preloaded_route,
+        PreloadedRoute::Ignore
+    );
+    for (v, want) in [
+        ("reject", PreloadedRoute::Reject),
+        ("honour", PreloadedRoute::Honour),
+        ("honor", PreloadedRoute::Honour),
+    ] {
+        let c = load_text(&format!("[proxy]\npreloaded_route = \"{v}\"\n{SET}")).unwrap();
+        assert_eq!(c.proxy.preloaded_route, want);
+    }
+    assert_err(
+        &format!("[proxy]\npreloaded_route = \"follow\"\n{SET}"),
+        2,
+        19,
+        "proxy.preloaded_route",
+        "ignore, reject or honour",
+    );
+}

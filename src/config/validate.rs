@@ -299,6 +299,10 @@ fn proxy(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProxyConfig> {
             Some(v) => int_in(ctx, v, "proxy.max_forwards", 1, 255, "max_forwards")? as u8,
             None => d.max_forwards,
         },
+        preloaded_route: match &p.preloaded_route {
+            Some(v) => parse_val(ctx, v, "proxy.preloaded_route", str::parse)?,
+            None => d.preloaded_route,
+        },
     })
 }
 

@@ -37,6 +37,11 @@ fn routing() -> Arc<ArcSwap<Routing>> {
 
 /// Worker `worker` of a two-worker process, stateful or not.
 fn engine(worker: u8, stateful: bool) -> Pump {
+    engine_with(worker, stateful, |_| {})
+}
+
+/// [`engine`] with its settings changed by `tune`.
+fn engine_with(worker: u8, stateful: bool, tune: impl FnOnce(&mut ProxyConfig)) -> Pump {
     let mut id = identity::Identity::new(
         &[addr("127.0.0.1:5060")],
         &[addr("127.0.0.1:5061"), addr("127.0.0.1:5062")],
@@ -45,11 +50,12 @@ fn engine(worker: u8, stateful: bool) -> Pump {
     );
     // The workers of one process share the key.
     id.branch_key = branch::Key::new(1, 2);
-    let cfg = ProxyConfig {
+    let mut cfg = ProxyConfig {
         transactions: stateful.then(TxnConfig::default),
         max_parked: 2,
         ..ProxyConfig::default()
     };
+    tune(&mut cfg);
     Pump::new(Engine::new(
         cfg,
         Arc::new(id),
@@ -586,4 +592,60 @@ fn a_request_too_large_after_the_edits_gets_513() {
         assert!(c.take().iter().all(|s| s.to == addr(CLIENT)));
         assert_eq!(p.engine().stats().timeouts, 0);
     }
+}
+
+/// Issue 14: a Route header a client puts on its initial request does not
+/// make sipfront send anywhere it likes: ignored and removed (the
+/// default), refused 403, or followed when the operator says so; a
+/// backend's Route and in-dialog Routes are followed as before.
+#[test]
+fn preloaded_routes_follow_the_policy() {
+    let victim = "198.51.100.99:9";
+    let inv = invite("pre1").replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Route: <sip:{victim};lr>\r\nMax-Forwards: 70\r\n"),
+    );
+    for (policy, stateful) in [
+        (PreloadedRoute::Ignore, false),
+        (PreloadedRoute::Ignore, true),
+        (PreloadedRoute::Reject, false),
+        (PreloadedRoute::Reject, true),
+        (PreloadedRoute::Honour, false),
+    ] {
+        let mut p = engine_with(0, stateful, |c| c.preloaded_route = policy);
+        let mut c = Capture::default();
+        p.datagram(
+            at(&p, 0),
+            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+            &mut c,
+        );
+        let sent = c.take();
+        let to_victim = sent.iter().filter(|s| s.to == addr(victim)).count();
+        match policy {
+            PreloadedRoute::Ignore => {
+                assert_eq!(to_victim, 0);
+                let fwd = sent.iter().find(|s| s.data.starts_with(b"INVITE")).unwrap();
+                assert!(
+                    [addr(B1), addr(B2)].contains(&fwd.to),
+                    "dispatched as usual"
+                );
+                let t = String::from_utf8_lossy(&fwd.data);
+                assert!(!t.contains("\r\nRoute:"), "the client's Route removed: {t}");
+            }
+            PreloadedRoute::Reject => {
+                assert_eq!(to_victim, 0);
+                assert!(sent
+                    .iter()
+                    .any(|s| first_line(s) == "SIP/2.0 403 Forbidden"));
+            }
+            PreloadedRoute::Honour => assert_eq!(to_victim, 1),
+        }
+        let counted = p.engine().stats().preloaded_routes;
+        assert_eq!(counted, u64::from(policy != PreloadedRoute::Honour));
+    }
+    // A backend's request with a Route is followed.
+    let mut p = engine(0, false);
+    let mut c = Capture::default();
+    p.datagram(at(&p, 0), dgram(inv.as_bytes(), B1, Socket::Egress), &mut c);
+    assert_eq!(c.take().iter().filter(|s| s.to == addr(victim)).count(), 1);
 }

@@ -70,8 +70,6 @@ pub(crate) struct Source {
 pub(crate) struct NatPart {
     pub cfg: NatConfig,
     pub table: FlowTable,
-    /// The routing snapshot, to tell backends from UAs.
-    pub routing: Arc<arc_swap::ArcSwap<Routing>>,
     /// Count verdicts (false while stateful mode re-forwards a request it
     /// counted already, on failover).
     pub count: bool,
@@ -108,6 +106,8 @@ pub(crate) struct Forwarder {
     record_routes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     /// NAT traversal, when enabled.
     pub nat: Option<Box<NatPart>>,
+    /// The routing snapshot, to tell backends from clients.
+    routing: Arc<arc_swap::ArcSwap<Routing>>,
 }
 
 impl Forwarder {
@@ -144,13 +144,13 @@ impl Forwarder {
         let nat = cfg.nat.clone().map(|c| {
             Box::new(NatPart {
                 table: FlowTable::new(c.max_flows),
-                routing: Arc::clone(routing),
                 cfg: c,
                 count: true,
             })
         });
         Forwarder {
             nat,
+            routing: Arc::clone(routing),
             cfg,
             selector: Selector::new(usize::from(worker)),
             id,
@@ -403,6 +403,21 @@ impl Forwarder {
                 }
                 if !r.uri.host.is_some_and(|h| self.id.is_me(&h, r.uri.port)) {
                     next_route = Some(r.uri);
+                    if self.preloaded(req, routing, d) {
+                        match self.cfg.preloaded_route {
+                            super::PreloadedRoute::Honour => {}
+                            super::PreloadedRoute::Reject => {
+                                self.stats.preloaded_routes += 1;
+                                return Ok(Target::Reply(StatusCode::FORBIDDEN).into());
+                            }
+                            super::PreloadedRoute::Ignore => {
+                                // Dispatched as usual; `forward` removes them.
+                                self.stats.preloaded_routes += 1;
+                                next_route = None;
+                                break;
+                            }
+                        }
+                    }
                 } else if path_flow.is_none() && self.nat.is_some() {
                     path_flow = fix::uri_flow(&r.uri).map(|f| f.0);
                 }
@@ -515,6 +530,11 @@ impl Forwarder {
         Ok(Route { target, ranking })
     }
 
+    /// True when `src` is one of the backends.
+    pub fn is_backend(&self, src: &SocketAddr) -> bool {
+        self.routing.load().backend_at(src).is_some()
+    }
+
     /// The worker a request belongs to when its top Route is sipfront's
     /// and names another worker (NAT handling's `sfw`): that worker holds
     /// the NAT flow the request is about.
@@ -557,6 +577,16 @@ impl Forwarder {
         }
     }
 
+    /// True when `req`, from `d`'s source, is a client's initial request
+    /// whose Route headers the preloaded-route policy rules on: not from a
+    /// backend, no To-tag, and not an ACK or CANCEL (those follow their
+    /// INVITE).
+    fn preloaded(&self, req: &Request<'_>, routing: &Routing, d: Datagram<'_>) -> bool {
+        req.to.tag().is_none()
+            && !matches!(req.method, Method::Ack | Method::Cancel)
+            && routing.backend_at(&d.src).is_none()
+    }
+
     /// The address a URI routes to: an IP literal, or a backend's name.
     fn uri_target(&self, uri: &Uri<'_>, routing: &Routing, d: Datagram<'_>) -> Target {
         // No resolver on the message path: a name is not routable (478).
@@ -596,6 +626,12 @@ impl Forwarder {
         out: &mut Vec<u8>,
         txn: Option<u64>,
     ) -> Result<(), SipError> {
+        let ignore_preloaded = self.cfg.preloaded_route == super::PreloadedRoute::Ignore
+            && m.header(HeaderName::Route).is_some()
+            && {
+                let routing = self.routing.load();
+                self.preloaded(req, &routing, d)
+            };
         let id = &*self.id;
         let e = &mut self.edits;
         e.clear();
@@ -614,6 +650,7 @@ impl Forwarder {
                 .get(usize::from(listen))
                 .map(|r| &r.0[..]);
             let now_ms = self.now_us / 1000;
+            let from_backend = self.routing.load().backend_at(&d.src).is_some();
             let (nated, new) = nat_request(
                 nat,
                 &mut self.stats,
@@ -625,6 +662,7 @@ impl Forwarder {
                 rr,
                 e,
                 now_ms,
+                from_backend,
             );
             if nated {
                 nat_flag = branch::NAT_FLAG;
@@ -634,8 +672,12 @@ impl Forwarder {
                 self.timers.arm(at, Timer::NatPing(id));
             }
         }
-        // §16.4: drop the Routes that name sipfront.
-        if m.header(HeaderName::Route).is_some() {
+        // §16.4: drop the Routes that name sipfront; all of them on a
+        // client's initial request under the `ignore` policy.
+        if ignore_preloaded {
+            let all = m.routes().count();
+            writer::remove_values(m, e, HeaderName::Route, all);
+        } else if m.header(HeaderName::Route).is_some() {
             let ours = m
                 .routes()
                 .take_while(|r| {
@@ -986,6 +1028,7 @@ fn nat_request(
     path_uri: Option<&[u8]>,
     e: &mut crate::sip::Edits,
     now_ms: u64,
+    from_backend: bool,
 ) -> (bool, Option<FlowId>) {
     if req.method == Method::Bye {
         // The dialog ends: its flow is kept no longer for it.
@@ -999,7 +1042,7 @@ fn nat_request(
         }
         return (false, None);
     }
-    if nat.routing.load().backend_at(&d.src).is_some() {
+    if from_backend {
         // From a backend: not a UA's flow.
         return (false, None);
     }

@@ -72,6 +72,50 @@ pub struct ProxyConfig {
     pub max_parked: usize,
     /// NAT traversal (`[nat]`), when enabled.
     pub nat: Option<crate::nat::NatConfig>,
+    /// What a client's initial request with Route headers of its own gets.
+    pub preloaded_route: PreloadedRoute,
+}
+
+/// What happens to Route headers a client put on an initial request
+/// (RFC 3261 §16.4 "preloaded" routes): at an edge, a way to make sipfront
+/// send anywhere (issue 14).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PreloadedRoute {
+    /// Dispatched as if they were not there, and removed when forwarding
+    /// (the default).
+    #[default]
+    Ignore,
+    /// Answered 403.
+    Reject,
+    /// Followed, as a plain proxy would.
+    Honour,
+}
+
+impl PreloadedRoute {
+    pub const ALL: [PreloadedRoute; 3] = [
+        PreloadedRoute::Ignore,
+        PreloadedRoute::Reject,
+        PreloadedRoute::Honour,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            PreloadedRoute::Ignore => "ignore",
+            PreloadedRoute::Reject => "reject",
+            PreloadedRoute::Honour => "honour",
+        }
+    }
+}
+
+impl std::str::FromStr for PreloadedRoute {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PreloadedRoute, String> {
+        let t = s.trim().to_ascii_lowercase();
+        PreloadedRoute::ALL
+            .into_iter()
+            .find(|k| k.name() == t || (t == "honor" && *k == PreloadedRoute::Honour))
+            .ok_or_else(|| format!("{s:?}: expected ignore, reject or honour"))
+    }
 }
 
 impl Default for ProxyConfig {
@@ -84,6 +128,7 @@ impl Default for ProxyConfig {
             transactions: None,
             max_parked: park::DEFAULT_CAPACITY,
             nat: None,
+            preloaded_route: PreloadedRoute::default(),
         }
     }
 }
@@ -476,11 +521,7 @@ impl Engine {
         let from = forward::Source {
             src: d.src,
             branch: b,
-            ua: self
-                .fw
-                .nat
-                .as_ref()
-                .is_some_and(|n| n.routing.load().backend_at(&d.src).is_none()),
+            ua: self.fw.nat.is_some() && !self.fw.is_backend(&d.src),
         };
         if let (Some(t), Mode::Stateful(st)) = (b.txn, &mut self.mode) {
             if st.response(&mut self.fw, m, t, &*self.health, &from) {

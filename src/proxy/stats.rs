@@ -184,6 +184,9 @@ pub struct Stats {
     /// the table was full, resumed, and answered at their deadline.
     pub parked_total: u64,
     pub parked_current: u64,
+    /// Clients' initial requests whose own Route headers were ignored or
+    /// refused (`proxy.preloaded_route`).
+    pub preloaded_routes: u64,
     /// NAT traversal.
     pub nat: crate::nat::NatStats,
     /// The NAT flows kept open, as last published (the engine's own
@@ -264,6 +267,7 @@ impl Default for Stats {
             originated: [0; Originated::ALL.len()],
             parked_total: 0,
             parked_current: 0,
+            preloaded_routes: 0,
             nat: crate::nat::NatStats::default(),
             nat_flows: Vec::new(),
             park_refused: 0,
@@ -375,6 +379,7 @@ impl Stats {
         self.park_refused += o.park_refused;
         self.park_resumed += o.park_resumed;
         self.park_timeouts += o.park_timeouts;
+        self.preloaded_routes += o.preloaded_routes;
         self.nat.merge(&o.nat);
         self.nat_flows.extend(o.nat_flows.iter().cloned());
     }
@@ -448,6 +453,7 @@ impl Stats {
             ("parked_total", self.parked_total),
             ("park_refused", self.park_refused),
             ("park_timeouts", self.park_timeouts),
+            ("preloaded_routes", self.preloaded_routes),
         ] {
             if v > 0 {
                 s.push_str(&format!("{name} {v}\n"));
