@@ -540,6 +540,49 @@ fn sigterm_exits_cleanly(name: &str, driver: Driver) {
     );
 }
 
+/// Issue 14: a second instance on the same listen address refuses to
+/// start (SO_REUSEPORT would have let it take half the traffic, and
+/// stateful calls forked to both ended in 408); the first one is untouched.
+fn a_second_instance_on_the_same_ports_refuses_to_start(name: &str, driver: Driver) {
+    let ports = Ports::for_test(name);
+    let dir = TempDir::new(name);
+    let Some(mut sf) = start_sipfront(&dir, &two_backend_args(&ports), driver) else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sipfront"));
+    cmd.args(two_backend_args(&ports))
+        .args(["--io-driver", driver.as_str()])
+        .env_remove("SIPFRONT_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SIPFRONT_") {
+            cmd.env_remove(k);
+        }
+    }
+    let second = cmd.spawn().expect("spawn the second sipfront");
+    let pid = second.id();
+    let out = std::thread::scope(|s| {
+        let h = s.spawn(|| second.wait_with_output());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !h.is_finished() {
+            // Still running: it shares the ports. Stop it by its PID.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        h.join().expect("join").expect("wait")
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second instance ran:\n{err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    // The first still runs and exits cleanly.
+    assert!(sf.proc.try_status().is_none(), "the first instance died");
+    sf.stop(Duration::from_secs(5));
+}
+
 /// The tests that run under each I/O driver.
 macro_rules! per_driver {
     ($($module:ident => $driver:expr),*) => {$(
@@ -580,6 +623,14 @@ macro_rules! per_driver {
             fn bad_input_is_answered_or_dropped_while_calls_continue() {
                 super::bad_input_is_answered_or_dropped_while_calls_continue(
                     &name("bad_input_is_answered_or_dropped_while_calls_continue"),
+                    $driver,
+                );
+            }
+
+            #[test]
+            fn a_second_instance_on_the_same_ports_refuses_to_start() {
+                super::a_second_instance_on_the_same_ports_refuses_to_start(
+                    &name("a_second_instance_on_the_same_ports_refuses_to_start"),
                     $driver,
                 );
             }

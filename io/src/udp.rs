@@ -59,6 +59,36 @@ pub fn bind_udp(
     Ok(s.into())
 }
 
+/// Fails with `AddrInUse` when any socket is bound to `addr` already.
+/// SO_REUSEPORT (the listen sockets) and SO_REUSEADDR (the egress ones)
+/// would let a second process bind the same address and take half the
+/// traffic; a probe with neither option is refused by the kernel while
+/// anything holds the address. A port of 0 is always free.
+pub fn ensure_unused(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into()).map_err(|e| {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("udp {addr} is in use by another process (another sipfront?); refusing to share it"),
+            )
+        } else {
+            e
+        }
+    })
+}
+
 /// The receive and send buffer sizes the kernel granted (0 if unknown).
 pub fn buffer_sizes(sock: &UdpSocket) -> (usize, usize) {
     let s = socket2::SockRef::from(sock);

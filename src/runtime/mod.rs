@@ -198,6 +198,9 @@ pub fn start(
     let mut listen_socks: Vec<Vec<UdpSocket>> = (0..n).map(|_| Vec::new()).collect();
     let mut listens = Vec::new();
     for l in &cfg.listens {
+        // SO_REUSEPORT would let a second instance share the port and
+        // split the traffic (issue 14): refuse a port in use.
+        sockets::ensure_unused(*l)?;
         let first = sockets::bind_udp(*l, true, cfg.recv_buffer, cfg.send_buffer)?;
         let addr = first.local_addr()?;
         let (r, s) = sockets::buffer_sizes(&first);
@@ -227,6 +230,7 @@ pub fn start(
         let port = base.and_then(|b| b.checked_add(w as u16)).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "egress port out of range")
         })?;
+        sockets::ensure_unused(SocketAddr::new(first.ip(), port))?;
         let s = sockets::bind_udp(
             SocketAddr::new(first.ip(), port),
             false,
