@@ -649,3 +649,40 @@ fn preloaded_routes_follow_the_policy() {
     p.datagram(at(&p, 0), dgram(inv.as_bytes(), B1, Socket::Egress), &mut c);
     assert_eq!(c.take().iter().filter(|s| s.to == addr(victim)).count(), 1);
 }
+
+/// Found by the proxy fuzz target: a backend that sends a non-2xx final
+/// after its 2xx on the same INVITE branch (RFC 3261 §17.1.1 forbids it)
+/// gets no ACK (the request is released by then) and costs nothing else.
+#[test]
+fn a_non_2xx_after_a_2xx_on_one_branch_is_dropped() {
+    let mut p = engine(0, true);
+    let mut c = Capture::default();
+    p.datagram(
+        at(&p, 0),
+        dgram(invite("late1").as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut c,
+    );
+    let fwd = c
+        .take()
+        .into_iter()
+        .find(|s| s.data.starts_with(b"INVITE"))
+        .unwrap();
+    p.datagram(
+        at(&p, 10),
+        dgram(&answer(&fwd.data, "200 OK"), B1, Socket::Egress),
+        &mut c,
+    );
+    assert!(c
+        .take()
+        .iter()
+        .any(|s| first_line(s).starts_with("SIP/2.0 200")));
+    let bad = p.engine().stats().dropped(DropReason::BadResponse);
+    p.datagram(
+        at(&p, 20),
+        dgram(&answer(&fwd.data, "483 Too Many Hops"), B1, Socket::Egress),
+        &mut c,
+    );
+    assert!(c.take().is_empty(), "nothing relayed or ACKed");
+    assert_eq!(p.engine().stats().dropped(DropReason::BadResponse), bad + 1);
+    assert_eq!(p.engine().stats().internal_faults, 0);
+}

@@ -949,6 +949,12 @@ impl Stateful {
 
     /// Originates the ACK of the non-2xx final response `m` (§17.1.1.3).
     fn ack(&self, fw: &mut Forwarder, t: &Txn, m: &Message<'_>, to: SocketAddr) {
+        if t.fwd.is_empty() {
+            // The request was released when a 2xx went upstream: a non-2xx
+            // final after a 2xx on the same INVITE breaks §17.1.1 (found
+            // by the proxy fuzz target). Nothing to ACK with; dropped.
+            return fw.stats.drop(super::stats::DropReason::BadResponse);
+        }
         let via = m.values(HeaderName::Via).next();
         let to_hdr = m.values(HeaderName::To).next();
         self.originate_hop(fw, t, Originated::Ack, via, to_hdr, to);
