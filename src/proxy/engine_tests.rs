@@ -686,3 +686,29 @@ fn a_non_2xx_after_a_2xx_on_one_branch_is_dropped() {
     assert_eq!(p.engine().stats().dropped(DropReason::BadResponse), bad + 1);
     assert_eq!(p.engine().stats().internal_faults, 0);
 }
+
+/// The preloaded-route policy also covers RFC 3261 §16.4's strict-route
+/// form (a Request-URI naming sipfront with `lr`, the target in the last
+/// Route): a client cannot use it to get around `ignore`.
+#[test]
+fn the_strict_route_form_does_not_get_around_the_policy() {
+    let victim = "198.51.100.99:9";
+    let inv = invite("strict1")
+        .replace("INVITE sip:bob@example.com", "INVITE sip:127.0.0.1:5060;lr")
+        .replace(
+            "Max-Forwards: 70\r\n",
+            &format!("Route: <sip:{victim}>\r\nMax-Forwards: 70\r\n"),
+        );
+    let mut p = engine(0, false);
+    let mut c = Capture::default();
+    p.datagram(
+        at(&p, 0),
+        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
+        &mut c,
+    );
+    let sent = c.take();
+    assert!(
+        sent.iter().all(|s| s.to != addr(victim)),
+        "followed the client's strict route"
+    );
+}

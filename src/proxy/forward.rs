@@ -423,7 +423,12 @@ impl Forwarder {
                 }
             }
         }
-        if to_us && ruri.lr() && has_route {
+        // A client's own Routes are followed only when the policy says so,
+        // strict-route compatibility included.
+        let routes_allowed = self.cfg.preloaded_route == super::PreloadedRoute::Honour
+            || !has_route
+            || !self.preloaded(req, routing, d);
+        if to_us && ruri.lr() && has_route && routes_allowed {
             // Strict-route compatibility: the last Route is the real target.
             if let Some(last) = m.routes().last() {
                 let last = last?;
