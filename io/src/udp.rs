@@ -8,6 +8,20 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
+/// An unbound UDP socket of `addr`'s family (IPv6 only for IPv6).
+fn udp_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    Ok(s)
+}
+
 /// Binds a non-blocking UDP socket to `addr` with SO_REUSEADDR (and
 /// SO_REUSEPORT when `reuse_port`), IPV6_V6ONLY for an IPv6 address, and
 /// the asked buffer sizes. The kernel caps the sizes at
@@ -31,15 +45,7 @@ pub fn bind_udp(
     recv_buffer: usize,
     send_buffer: usize,
 ) -> io::Result<UdpSocket> {
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
+    let s = udp_socket(addr)?;
     let _ = s.set_recv_buffer_size(recv_buffer);
     let _ = s.set_send_buffer_size(send_buffer);
     s.set_nonblocking(true)?;
@@ -68,15 +74,7 @@ pub fn ensure_unused(addr: SocketAddr) -> io::Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
-    let domain = if addr.is_ipv6() {
-        Domain::IPV6
-    } else {
-        Domain::IPV4
-    };
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
+    let s = udp_socket(addr)?;
     s.bind(&addr.into()).map_err(|e| {
         if e.kind() == io::ErrorKind::AddrInUse {
             io::Error::new(

@@ -118,6 +118,23 @@ fn first_line(s: &Sent) -> String {
         .to_string()
 }
 
+/// Sends `data` from the client at `ms`.
+fn from_client(p: &mut Pump, ms: u64, data: &str, c: &mut Capture) {
+    let now = at(p, ms);
+    p.datagram(now, dgram(data.as_bytes(), CLIENT, Socket::Listen(0)), c);
+}
+
+/// Sends `inv` from the client at time 0 and returns the INVITE sipfront
+/// forwarded.
+fn forwarded_invite(p: &mut Pump, c: &mut Capture, inv: &str) -> Sent {
+    let now = at(p, 0);
+    p.datagram(now, dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)), c);
+    c.take()
+        .into_iter()
+        .find(|s| s.data.starts_with(b"INVITE"))
+        .expect("the INVITE forwarded")
+}
+
 fn at(p: &Pump, ms: u64) -> Instant {
     p.engine().epoch() + Duration::from_millis(ms)
 }
@@ -441,16 +458,7 @@ fn forged_responses_are_not_reflected() {
         let mut p = engine(0, stateful);
         let mut c = Capture::default();
         let inv = invite("forge1");
-        p.datagram(
-            at(&p, 0),
-            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
-            &mut c,
-        );
-        let fwd = c
-            .take()
-            .into_iter()
-            .find(|s| s.data.starts_with(b"INVITE"))
-            .unwrap();
+        let fwd = forwarded_invite(&mut p, &mut c, &inv);
         let real = String::from_utf8(answer(&fwd.data, "200 OK")).unwrap();
         // The real branch, its MAC altered; and a made-up one.
         let m = Message::parse(&fwd.data).unwrap();
@@ -492,11 +500,7 @@ fn acks_for_sipfronts_own_replies_are_absorbed() {
         let mut c = Capture::default();
         // Max-Forwards 0: answered 483 by sipfront itself.
         let inv = invite("own1").replace("Max-Forwards: 70", "Max-Forwards: 0");
-        p.datagram(
-            at(&p, 0),
-            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
-            &mut c,
-        );
+        from_client(&mut p, 0, &inv, &mut c);
         let reply = c
             .take()
             .into_iter()
@@ -511,20 +515,12 @@ fn acks_for_sipfronts_own_replies_are_absorbed() {
                 "To: <sip:bob@example.com>",
                 &format!("To: <sip:bob@example.com>;tag={tag}"),
             );
-        p.datagram(
-            at(&p, 5),
-            dgram(ack.as_bytes(), CLIENT, Socket::Listen(0)),
-            &mut c,
-        );
+        from_client(&mut p, 5, &ack, &mut c);
         assert!(c.take().is_empty(), "the ACK of sipfront's 483 went on");
         assert_eq!(p.engine().stats().dropped(DropReason::OwnReplyAck), 1);
         // An ACK with someone else's tag is forwarded as before.
         let other = ack.replace(&tag, "b9");
-        p.datagram(
-            at(&p, 6),
-            dgram(other.as_bytes(), CLIENT, Socket::Listen(0)),
-            &mut c,
-        );
+        from_client(&mut p, 6, &other, &mut c);
         assert_eq!(p.engine().stats().dropped(DropReason::OwnReplyAck), 1);
     }
 }
@@ -543,11 +539,7 @@ fn too_many_headers_or_too_long_a_line_get_513() {
                 "Content-Length: 0\r\n",
                 &format!("{extra}Content-Length: 0\r\n"),
             );
-            p.datagram(
-                at(&p, 0),
-                dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
-                &mut c,
-            );
+            from_client(&mut p, 0, &inv, &mut c);
             let sent = c.take();
             assert_eq!(sent.len(), 1, "{n}");
             assert_eq!(first_line(&sent[0]), "SIP/2.0 513 Message Too Large");
@@ -570,11 +562,7 @@ fn a_request_too_large_after_the_edits_gets_513() {
             &format!("X-Pad: {}\r\nContent-Length: 0\r\n", "p".repeat(pad)),
         );
         assert!(inv.len() <= forward::UDP_MAX_PAYLOAD);
-        p.datagram(
-            at(&p, 0),
-            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
-            &mut c,
-        );
+        from_client(&mut p, 0, &inv, &mut c);
         let sent = c.take();
         assert!(
             sent.iter().all(|s| s.to == addr(CLIENT)),
@@ -614,11 +602,7 @@ fn preloaded_routes_follow_the_policy() {
     ] {
         let mut p = engine_with(0, stateful, |c| c.preloaded_route = policy);
         let mut c = Capture::default();
-        p.datagram(
-            at(&p, 0),
-            dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
-            &mut c,
-        );
+        from_client(&mut p, 0, &inv, &mut c);
         let sent = c.take();
         let to_victim = sent.iter().filter(|s| s.to == addr(victim)).count();
         match policy {
@@ -657,16 +641,7 @@ fn preloaded_routes_follow_the_policy() {
 fn a_non_2xx_after_a_2xx_on_one_branch_is_dropped() {
     let mut p = engine(0, true);
     let mut c = Capture::default();
-    p.datagram(
-        at(&p, 0),
-        dgram(invite("late1").as_bytes(), CLIENT, Socket::Listen(0)),
-        &mut c,
-    );
-    let fwd = c
-        .take()
-        .into_iter()
-        .find(|s| s.data.starts_with(b"INVITE"))
-        .unwrap();
+    let fwd = forwarded_invite(&mut p, &mut c, &invite("late1"));
     p.datagram(
         at(&p, 10),
         dgram(&answer(&fwd.data, "200 OK"), B1, Socket::Egress),
@@ -701,11 +676,7 @@ fn the_strict_route_form_does_not_get_around_the_policy() {
         );
     let mut p = engine(0, false);
     let mut c = Capture::default();
-    p.datagram(
-        at(&p, 0),
-        dgram(inv.as_bytes(), CLIENT, Socket::Listen(0)),
-        &mut c,
-    );
+    from_client(&mut p, 0, &inv, &mut c);
     let sent = c.take();
     assert!(
         sent.iter().all(|s| s.to != addr(victim)),
