@@ -17,9 +17,15 @@
 //!   then the mode: [`stateless`] (§16.11, like Kamailio's `forward()`) or
 //!   [`stateful`] (§17 transactions, failover, like `tm` + `dispatcher`);
 //!   routing and the forwarding edits are the shared [`forward`] part;
-//! - **responses**: sipfront's Via recognised by its branch; another
-//!   worker's is handed over; a transaction's goes to stateful mode; the
-//!   rest is relayed statelessly (§16.7, §18.2.2).
+//! - **responses**: sipfront's Via recognised by its branch, whose MAC
+//!   must verify (a forged one is dropped, never reflected); another
+//!   worker's is handed over; a NAT keepalive's answer ends at its flow; a
+//!   transaction's goes to stateful mode; the rest is relayed statelessly
+//!   (§16.7, §18.2.2);
+//! - **NAT traversal** (`crate::nat`, when `[nat]` is on): requests in a
+//!   dialog whose flow another worker holds are handed to it first; the
+//!   forwarding edits, routing to flows and the response hook live in
+//!   [`forward`], the keepalives on the wheel as `Timer::NatPing`.
 //!
 //! Every output goes through one queue ([`outbox`]); every deadline is a
 //! typed [`Timer`] on one wheel ([`timer`]) in both modes. The engine can
