@@ -468,8 +468,15 @@ impl Control {
         } else {
             None
         };
-        let Ok(media) = sdp::media_addrs(body, over) else {
-            return NReply::error("Failed to parse SDP");
+        let media = match sdp::media_addrs(body, over) {
+            Ok(m) => m,
+            Err(sdp::MediaError::TooMany(n)) => {
+                return NReply::error(format!(
+                    "Too many media streams ({n}; at most {})",
+                    sdp::MAX_MEDIA
+                ))
+            }
+            Err(sdp::MediaError::Sdp(_)) => return NReply::error("Failed to parse SDP"),
         };
         let mode = if o.asymmetric {
             Some(LatchMode::Asymmetric)
@@ -785,6 +792,30 @@ mod tests {
 
     const OFFER: &[u8] = b"v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 16000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n";
     const ANSWER: &[u8] = b"v=0\r\no=user2 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio 17000 RTP/AVP 8\r\na=sendrecv\r\n";
+
+    // Issue 14: an offer with more media sections than the relay handles
+    // is refused with a reason, and no session or port is taken.
+    #[test]
+    fn an_offer_with_too_many_media_is_refused_whole() {
+        let mut c = control(10);
+        let mut big = String::from_utf8(OFFER.to_vec()).unwrap();
+        for i in 0..199 {
+            big.push_str(&format!("m=audio {} RTP/AVP 8\r\n", 20000 + 2 * i));
+        }
+        let r = ng(
+            &mut c,
+            "1_9_1",
+            &req(CommandKind::Offer, Some(big.as_bytes()), None),
+        );
+        let v = bencode::decode(&r).unwrap();
+        assert_eq!(v.get("result").and_then(Value::as_str), Some("error"));
+        let why = v.get("error-reason").and_then(Value::as_str).unwrap();
+        assert!(
+            why.contains("Too many media streams (200; at most 16)"),
+            "{why}"
+        );
+        assert!(c.table.find(b"cid@x", b"ft", None).is_none());
+    }
 
     // §2.2, §2.3, §2.4, §2.5, §2.6: ping, offer, answer, query, delete as
     // Kamailio's rtpengine module drives them (§2.7 [obs] flags).

@@ -29,15 +29,34 @@ pub struct MediaAddr {
     pub rtcp_mux: bool,
 }
 
+/// Why an offer's or answer's media cannot be relayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaError {
+    /// Not an SDP the view can read.
+    Sdp(SdpError),
+    /// More `m=` sections than [`MAX_MEDIA`]: refused whole, never half
+    /// relayed (issue 14).
+    TooMany(usize),
+}
+
+impl From<SdpError> for MediaError {
+    fn from(e: SdpError) -> MediaError {
+        MediaError::Sdp(e)
+    }
+}
+
 /// Reads the media sections. `override_ip` replaces the SDP address (the
 /// ng `SIP source address` flag).
 pub fn media_addrs(
     body: &[u8],
     override_ip: Option<IpAddr>,
-) -> Result<SmallVec<[MediaAddr; 4]>, SdpError> {
+) -> Result<SmallVec<[MediaAddr; 4]>, MediaError> {
     let sdp = Sdp::parse(body)?;
+    if sdp.media().len() > MAX_MEDIA {
+        return Err(MediaError::TooMany(sdp.media().len()));
+    }
     let mut out = SmallVec::new();
-    for (i, m) in sdp.media().iter().enumerate().take(MAX_MEDIA) {
+    for (i, m) in sdp.media().iter().enumerate() {
         let ip = sdp
             .effective_connection(i)
             .and_then(|c| c.ip)
@@ -231,5 +250,27 @@ mod tests {
         let m = media_addrs(body.as_bytes(), Some("198.51.100.1".parse().unwrap())).unwrap();
         assert_eq!(m[0].rtp, Some("198.51.100.1:4000".parse().unwrap()));
         assert_eq!(m[1].rtp, None, "hold stays hold with SIP source address");
+    }
+
+    // Issue 14: more media sections than the relay handles are refused
+    // whole; the offer used to be answered with the first 16 relayed.
+    #[test]
+    fn too_many_media_sections_are_refused_not_truncated() {
+        let head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n";
+        let body = |n: usize| {
+            let mut b = head.to_string();
+            for i in 0..n {
+                b.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i));
+            }
+            b
+        };
+        assert_eq!(
+            media_addrs(body(MAX_MEDIA).as_bytes(), None).unwrap().len(),
+            MAX_MEDIA
+        );
+        assert_eq!(
+            media_addrs(body(200).as_bytes(), None),
+            Err(MediaError::TooMany(200))
+        );
     }
 }
