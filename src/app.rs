@@ -66,6 +66,10 @@ pub fn proxy_config(cfg: &Config) -> ProxyConfig {
             .then(|| TxnConfig::from(&cfg.transaction)),
         nat: cfg.nat.enabled.then(|| cfg.nat.clone()),
         preloaded_route: cfg.proxy.preloaded_route,
+        sources: crate::proxy::SourceAcl {
+            allow: cfg.proxy.allow_sources.clone(),
+            deny: cfg.proxy.deny_sources.clone(),
+        },
         // No feature parks messages yet (NAT and media will).
         ..ProxyConfig::default()
     }

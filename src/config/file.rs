@@ -94,6 +94,8 @@ pub(crate) struct LogFile {
 pub(crate) struct ProxyFile {
     pub mode: Option<Val<String>>,
     pub preloaded_route: Option<Val<String>>,
+    pub allow_sources: Option<Val<Vec<Val<String>>>>,
+    pub deny_sources: Option<Val<Vec<Val<String>>>>,
     pub record_route: Option<Val<bool>>,
     pub max_message_size: Option<Val<i64>>,
     pub max_headers: Option<Val<i64>>,

@@ -120,6 +120,20 @@ impl Config {
             p.max_forwards,
             p.preloaded_route.name()
         );
+        let nets = |v: &[ipnet::IpNet]| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if !p.allow_sources.is_empty() || !p.deny_sources.is_empty() {
+            let _ = writeln!(
+                s,
+                "  requests from backends, and from allow [{}] (empty: any) less deny [{}]",
+                nets(&p.allow_sources),
+                nets(&p.deny_sources)
+            );
+        }
         if p.mode == ProxyMode::Stateful {
             let t = &self.transaction;
             let _ = writeln!(
@@ -602,6 +616,10 @@ pub struct ProxyConfig {
     /// A client's initial request with its own Route headers: ignore (the
     /// default), reject or honour.
     pub preloaded_route: crate::proxy::PreloadedRoute,
+    /// Sources other than the backends that may send requests (empty:
+    /// all not denied), and those that may not.
+    pub allow_sources: Vec<ipnet::IpNet>,
+    pub deny_sources: Vec<ipnet::IpNet>,
 }
 
 impl Default for ProxyConfig {
@@ -613,6 +631,8 @@ impl Default for ProxyConfig {
             max_headers: DEFAULT_MAX_HEADERS,
             max_forwards: DEFAULT_MAX_FORWARDS,
             preloaded_route: crate::proxy::PreloadedRoute::default(),
+            allow_sources: Vec::new(),
+            deny_sources: Vec::new(),
         }
     }
 }

@@ -1475,3 +1475,25 @@ fn preloaded_route_policy() {
         "ignore, reject or honour",
     );
 }
+
+#[test]
+fn source_acl_lists() {
+    let c = load_text(&format!(
+        "[proxy]\nallow_sources = [\"10.0.0.0/8\", \"2001:db8::/32\"]\ndeny_sources = [\"10.6.6.6\"]\n{SET}"
+    ))
+    .unwrap();
+    assert_eq!(c.proxy.allow_sources.len(), 2);
+    assert_eq!(c.proxy.deny_sources[0].to_string(), "10.6.6.6/32");
+    assert!(
+        c.summary().contains("allow [10.0.0.0/8,2001:db8::/32]"),
+        "{}",
+        c.summary()
+    );
+    assert_err(
+        &format!("[proxy]\ndeny_sources = [\"10.0.0.0/33\"]\n{SET}"),
+        2,
+        17,
+        "proxy.deny_sources[0]",
+        "expected a network",
+    );
+}

@@ -303,7 +303,24 @@ fn proxy(f: &FileConfig, ctx: Ctx<'_>) -> Res<ProxyConfig> {
             Some(v) => parse_val(ctx, v, "proxy.preloaded_route", str::parse)?,
             None => d.preloaded_route,
         },
+        allow_sources: cidr_list(ctx, &p.allow_sources, "proxy.allow_sources")?,
+        deny_sources: cidr_list(ctx, &p.deny_sources, "proxy.deny_sources")?,
     })
+}
+
+/// A list of networks (`parse_cidr` each).
+fn cidr_list(
+    ctx: Ctx<'_>,
+    list: &Option<Val<Vec<Val<String>>>>,
+    key: &str,
+) -> Res<Vec<ipnet::IpNet>> {
+    let mut out = Vec::new();
+    if let Some(list) = list {
+        for (j, c) in list.value.iter().enumerate() {
+            out.push(parse_val(ctx, c, &format!("{key}[{j}]"), parse_cidr)?);
+        }
+    }
+    Ok(out)
 }
 
 // ---- [transaction] ----

@@ -683,3 +683,52 @@ fn the_strict_route_form_does_not_get_around_the_policy() {
         "followed the client's strict route"
     );
 }
+
+/// Issue 14: `proxy.deny_sources` / `allow_sources` (Kamailio's
+/// `permissions`): a refused source's requests are dropped and counted;
+/// backends always pass; a v4-mapped source is judged as IPv4.
+#[test]
+fn the_source_acl_drops_refused_requests_and_never_a_backends() {
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    let deny = SourceAcl {
+        allow: vec![],
+        deny: vec![net("192.0.2.0/24")],
+    };
+    let allow = SourceAcl {
+        allow: vec![net("198.51.100.0/24")],
+        deny: vec![],
+    };
+    for (acl, passes) in [(deny, false), (allow, false)] {
+        let mut p = engine_with(0, false, |c| c.sources = acl.clone());
+        let mut c = Capture::default();
+        // The client at 192.0.2.50 is denied (or not allowed).
+        from_client(&mut p, 0, &invite("acl1"), &mut c);
+        assert_eq!(!c.take().is_empty(), passes);
+        assert_eq!(p.engine().stats().dropped(DropReason::SourceDenied), 1);
+        // Its v4-mapped form too.
+        let mapped = "[::ffff:192.0.2.50]:5062";
+        p.datagram(
+            at(&p, 1),
+            dgram(invite("acl2").as_bytes(), mapped, Socket::Listen(0)),
+            &mut c,
+        );
+        assert!(c.take().is_empty());
+        // A backend is never refused.
+        p.datagram(
+            at(&p, 2),
+            dgram(invite("acl3").as_bytes(), B1, Socket::Egress),
+            &mut c,
+        );
+        assert!(!c.take().is_empty());
+        assert_eq!(p.engine().stats().dropped(DropReason::SourceDenied), 2);
+    }
+    // An allowed source passes.
+    let acl = SourceAcl {
+        allow: vec![net("192.0.2.0/24")],
+        deny: vec![],
+    };
+    let mut p = engine_with(0, false, |c| c.sources = acl);
+    let mut c = Capture::default();
+    from_client(&mut p, 0, &invite("acl4"), &mut c);
+    assert!(!c.take().is_empty());
+}

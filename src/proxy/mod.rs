@@ -80,6 +80,33 @@ pub struct ProxyConfig {
     pub nat: Option<crate::nat::NatConfig>,
     /// What a client's initial request with Route headers of its own gets.
     pub preloaded_route: PreloadedRoute,
+    /// Who may send requests (backends always may).
+    pub sources: SourceAcl,
+}
+
+/// Which sources other than the backends may send requests (issue 14,
+/// like Kamailio's `permissions` module): a denied network is dropped
+/// first; with an allow list, only its networks pass. Dropped requests
+/// get no answer and are counted (`source_denied`). v4-mapped IPv6
+/// sources are judged as IPv4.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceAcl {
+    /// Empty: everyone not denied.
+    pub allow: Vec<ipnet::IpNet>,
+    pub deny: Vec<ipnet::IpNet>,
+}
+
+impl SourceAcl {
+    /// True when `ip` may send requests.
+    pub fn admits(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        !self.deny.iter().any(|n| n.contains(&ip))
+            && (self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip)))
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
 }
 
 /// What happens to Route headers a client put on an initial request
@@ -135,6 +162,7 @@ impl Default for ProxyConfig {
             max_parked: park::DEFAULT_CAPACITY,
             nat: None,
             preloaded_route: PreloadedRoute::default(),
+            sources: SourceAcl::default(),
         }
     }
 }
@@ -477,6 +505,12 @@ impl Engine {
     }
 
     fn request(&mut self, m: &Message<'_>, d: Datagram<'_>, may_hand_over: bool) {
+        if !self.fw.cfg.sources.is_open()
+            && !self.fw.cfg.sources.admits(d.src.ip())
+            && !self.fw.is_backend(&d.src)
+        {
+            return self.fw.drop(DropReason::SourceDenied);
+        }
         if d.data.len() > self.fw.cfg.max_message_size {
             return self.fw.reply(m, d, StatusCode::MESSAGE_TOO_LARGE);
         }

@@ -45,10 +45,12 @@ pub enum DropReason {
     ForgedBranch,
     /// An ACK for one of sipfront's own replies (absorbed, §17.2.1).
     OwnReplyAck,
+    /// A request from a source `proxy.allow_sources`/`deny_sources` refuse.
+    SourceDenied,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::Unparseable,
         DropReason::Unanswerable,
         DropReason::BadAck,
@@ -65,6 +67,7 @@ impl DropReason {
         DropReason::ParkTimeout,
         DropReason::ForgedBranch,
         DropReason::OwnReplyAck,
+        DropReason::SourceDenied,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -85,6 +88,7 @@ impl DropReason {
             DropReason::ParkTimeout => "park_timeout",
             DropReason::ForgedBranch => "forged_branch",
             DropReason::OwnReplyAck => "own_reply_ack",
+            DropReason::SourceDenied => "source_denied",
         }
     }
 }
